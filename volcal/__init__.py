@@ -1,0 +1,40 @@
+"""volcal: option chains to calibrated volatility surfaces and portfolio margin.
+
+Importing volcal switches JAX to float64 and turns on its persistent compilation cache; see
+:mod:`volcal._config`. That is the one global setting volcal makes.
+"""
+
+from volcal._config import configure_jax
+
+configure_jax()
+
+from volcal.black import (  # noqa: E402
+    black_delta,
+    black_gamma,
+    black_greeks,
+    black_price,
+    black_theta,
+    black_vanna,
+    black_vega,
+    black_volga,
+    normalised_black,
+)
+from volcal.implied import ImpliedVol, IVStatus, implied_vol  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ImpliedVol",
+    "IVStatus",
+    "__version__",
+    "black_delta",
+    "black_gamma",
+    "black_greeks",
+    "black_price",
+    "black_theta",
+    "black_vanna",
+    "black_vega",
+    "black_volga",
+    "implied_vol",
+    "normalised_black",
+]
