@@ -238,8 +238,40 @@ def normalised_black(x, s, is_call):
 
 
 def _total_vol(t, vol):
+    """``sigma sqrt(t)``, 0 for ``t <= 0``, with zero (not NaN) derivative in t there."""
     t = jnp.asarray(t, jnp.float64)
-    return jnp.asarray(vol, jnp.float64) * jnp.sqrt(jnp.where(t > 0.0, t, 0.0))
+    positive = t > 0.0
+    return jnp.where(positive, jnp.asarray(vol, jnp.float64) * jnp.sqrt(jnp.where(positive, t, 1.0)), 0.0)
+
+
+@jax.custom_jvp
+def _undiscounted_price(forward, strike, total_vol, theta):
+    """``max(theta (F - K), 0) + sqrt(F K) b_otm(-|ln(F/K)|, s)``: the exact split of the price."""
+    x = jnp.log(forward / strike)
+    time_value = jnp.sqrt(forward) * jnp.sqrt(strike) * otm_normalised_call(-jnp.abs(x), total_vol)
+    return jnp.maximum(theta * (forward - strike), 0.0) + time_value
+
+
+@_undiscounted_price.defjvp
+def _undiscounted_price_jvp(primals, tangents):
+    """Analytic partials, so the split above has no kink at the money:
+    dV/dF = theta Phi(theta d1), dV/dK = -theta Phi(theta d2), dV/ds = F phi(d1)."""
+    forward, strike, total_vol, theta = primals
+    d_forward, d_strike, d_total_vol, _ = tangents
+    price = _undiscounted_price(forward, strike, total_vol, theta)
+    positive = total_vol > 0.0
+    s = jnp.where(positive, total_vol, 1.0)
+    x = jnp.log(forward / strike)
+    d1 = x / s + 0.5 * s
+    d2 = d1 - s
+    # At s = 0: the intrinsic value's slopes, split evenly at the money (the s -> 0 limit).
+    itm = jnp.where(theta * x > 0.0, 1.0, jnp.where(x == 0.0, 0.5, 0.0))
+    d_price_d_forward = jnp.where(positive, theta * norm_cdf(theta * d1), theta * itm)
+    d_price_d_strike = jnp.where(positive, -theta * norm_cdf(theta * d2), -theta * itm)
+    density = jnp.where(positive, forward * ONE_OVER_SQRT_TWO_PI * jnp.exp(-0.5 * d1 * d1),
+                        jnp.where(x == 0.0, forward * ONE_OVER_SQRT_TWO_PI, 0.0))
+    tangent = d_price_d_forward * d_forward + d_price_d_strike * d_strike + density * d_total_vol
+    return price, tangent
 
 
 def black_price(forward, strike, t, vol, is_call, discount=1.0):
@@ -267,16 +299,16 @@ def black_price(forward, strike, t, vol, is_call, discount=1.0):
     -----
     ``d1,2 = ln(F/K)/(sigma sqrt t) +- sigma sqrt(t)/2``. Evaluated as
     ``D (max(theta (F - K), 0) + sqrt(F K) b_otm(-|ln(F/K)|, sigma sqrt t))`` so that far
-    out-of-the-money prices keep their relative accuracy.
+    out-of-the-money prices keep their relative accuracy; derivatives are analytic (delta,
+    dual delta, vega), and second derivatives follow by differentiating those.
     """
     forward = jnp.asarray(forward, jnp.float64)
     strike = jnp.asarray(strike, jnp.float64)
-    theta = jnp.where(is_call, 1.0, -1.0)
-    x = jnp.log(forward / strike)
-    time_value = jnp.sqrt(forward) * jnp.sqrt(strike) * otm_normalised_call(
-        -jnp.abs(x), _total_vol(t, vol)
+    theta = jnp.where(jnp.asarray(is_call), 1.0, -1.0)
+    forward, strike, total_vol, theta = jnp.broadcast_arrays(
+        forward, strike, _total_vol(t, vol), theta
     )
-    return discount * (jnp.maximum(theta * (forward - strike), 0.0) + time_value)
+    return discount * _undiscounted_price(forward, strike, total_vol, theta)
 
 
 class BlackGreeks(NamedTuple):
