@@ -61,8 +61,18 @@ def _quantlib_grid():
                     kind = ql.Option.Call if is_call else ql.Option.Put
                     payoff = ql.PlainVanillaPayoff(kind, float(strike))
                     calc = ql.BlackCalculator(payoff, 100.0, float(std), float(discount))
-                    rows.append((strike, std, discount, is_call, calc.value(),
-                                 calc.deltaForward(), calc.gammaForward(), calc.vega(1.0)))
+                    rows.append(
+                        (
+                            strike,
+                            std,
+                            discount,
+                            is_call,
+                            calc.value(),
+                            calc.deltaForward(),
+                            calc.gammaForward(),
+                            calc.vega(1.0),
+                        )
+                    )
     return np.array(rows, dtype=float)
 
 
@@ -126,9 +136,7 @@ def test_far_out_of_the_money_price_keeps_relative_accuracy():
     ) - strike * float(
         mp.ncdf(mp.log(mp.mpf(forward) / strike) / (vol * mp.sqrt(t)) - vol * mp.sqrt(t) / 2)
     )
-    reference = _mp_otm_call(np.log(forward / strike), vol * np.sqrt(t)) * mp.sqrt(
-        forward * strike
-    )
+    reference = _mp_otm_call(np.log(forward / strike), vol * np.sqrt(t)) * mp.sqrt(forward * strike)
     computed = float(vc.black_price(forward, strike, t, vol, True))
     assert 0.0 < computed < 1e-60
     close(computed, float(reference), 1e-11 * float(reference), "1e-65 price")
@@ -224,11 +232,17 @@ def test_zero_vol_and_zero_time_give_intrinsic_value_with_finite_gradients():
     for t, vol in ((1.0, 0.0), (0.0, 0.3)):
         for is_call in (True, False):
             intrinsic = np.maximum((1 if is_call else -1) * (100.0 - np.asarray(strike)), 0.0)
-            close(vc.black_price(100.0, strike, t, vol, is_call, 0.9), 0.9 * intrinsic, 0.0,
-                  "intrinsic")
+            close(
+                vc.black_price(100.0, strike, t, vol, is_call, 0.9),
+                0.9 * intrinsic,
+                0.0,
+                "intrinsic",
+            )
             gradients = jax.vmap(
-                jax.grad(lambda f, k, tt, v, c=is_call: vc.black_price(f, k, tt, v, c, 0.9),
-                         argnums=(0, 1, 2, 3)),
+                jax.grad(
+                    lambda f, k, tt, v, c=is_call: vc.black_price(f, k, tt, v, c, 0.9),
+                    argnums=(0, 1, 2, 3),
+                ),
                 in_axes=(None, 0, None, None),
             )(100.0, strike, t, vol)
             for g in gradients:
@@ -237,13 +251,18 @@ def test_zero_vol_and_zero_time_give_intrinsic_value_with_finite_gradients():
             for name, value in greeks._asdict().items():
                 assert np.isfinite(np.asarray(value)).all(), name
             sign = 1.0 if is_call else -1.0
-            close(greeks.delta, sign * 0.9 * np.array([1.0, 0.5, 0.0] if is_call else
-                                                       [0.0, 0.5, 1.0]), 1e-15, "delta")
+            close(
+                greeks.delta,
+                sign * 0.9 * np.array([1.0, 0.5, 0.0] if is_call else [0.0, 0.5, 1.0]),
+                1e-15,
+                "delta",
+            )
 
 
 def test_jit_vmap_and_broadcasting():
-    price = jax.jit(vc.black_price)(100.0, jnp.array([[90.0], [110.0]]), jnp.array([0.5, 1.0]),
-                                    0.3, True)
+    price = jax.jit(vc.black_price)(
+        100.0, jnp.array([[90.0], [110.0]]), jnp.array([0.5, 1.0]), 0.3, True
+    )
     assert price.shape == (2, 2)
     batched = jax.vmap(vc.black_price, in_axes=(None, 0, None, None, None))(
         100.0, jnp.array([90.0, 110.0]), 1.0, 0.3, True

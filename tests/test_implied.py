@@ -62,8 +62,9 @@ def test_agrees_with_quantlib_implied_stddev_at_full_accuracy():
         is_call = bool(rng.random() < 0.5)
         kind = ql.Option.Call if is_call else ql.Option.Put
         price = ql.blackFormula(kind, strike, 100.0, std, 1.0)
-        expected = ql.blackFormulaImpliedStdDev(kind, strike, 100.0, price, 1.0, 0.0,
-                                                ql.nullDouble(), 1e-14, 200)
+        expected = ql.blackFormulaImpliedStdDev(
+            kind, strike, 100.0, price, 1.0, 0.0, ql.nullDouble(), 1e-14, 200
+        )
         computed = vc.implied_vol(price, 100.0, strike, 1.0, is_call).vol
         # QuantLib prices as F Phi(d1) - K Phi(d2): absolute error ~1e-14 F, i.e. 1e-12 / vega
         # in vol, which dominates far from the money.
@@ -107,8 +108,9 @@ def test_status_for_every_kind_of_bad_input():
     ]
     columns = list(zip(*cases, strict=True))
     result = vc.implied_vol(*(np.array(c) for c in columns[:6]))
-    for case, status, vol in zip(cases, np.asarray(result.status), np.asarray(result.vol),
-                                 strict=True):
+    for case, status, vol in zip(
+        cases, np.asarray(result.status), np.asarray(result.vol), strict=True
+    ):
         assert IVStatus(int(status)) is case[-1], f"{case}: got {IVStatus(int(status)).name}"
         assert np.isnan(vol) == (case[-1] is not IVStatus.OK)
     assert result.summary()[IVStatus.NO_VOL_INFORMATION] == 3
@@ -227,14 +229,14 @@ def test_round_trip_price_vol_price(log_vol, log_t, z, is_call):
     price = np.asarray(vc.black_price(100.0, strike, t, vol, is_call))
     result = vc.implied_vol(price, 100.0, strike, t, is_call)
     ok = np.asarray(result.ok)
-    repriced = np.asarray(vc.black_price(100.0, strike, t, np.where(ok, result.vol, 0.1),
-                                         is_call))
+    repriced = np.asarray(vc.black_price(100.0, strike, t, np.where(ok, result.vol, 0.1), is_call))
     # Repricing error: a few ulp of the price (and of the strike, through delta).
     tolerance = 32 * 2.2e-16 * (price + strike)
     assert (np.abs(repriced - price)[ok] <= tolerance[ok]).all()
     # Whatever fails must fail for a stated reason about information, never silently.
-    assert np.isin(np.asarray(result.status)[~ok],
-                   [IVStatus.NO_VOL_INFORMATION, IVStatus.ABOVE_UPPER_BOUND]).all()
+    assert np.isin(
+        np.asarray(result.status)[~ok], [IVStatus.NO_VOL_INFORMATION, IVStatus.ABOVE_UPPER_BOUND]
+    ).all()
 
 
 any_float = st.one_of(
@@ -261,8 +263,13 @@ def test_garbage_in_gives_statuses_not_exceptions(price, forward, strike, t, dis
     ok = status == IVStatus.OK
     assert np.isfinite(vol[ok]).all() and (vol[ok] >= 0).all()
     assert np.isnan(vol[~ok]).all()
-    bad_input = ~(np.isfinite(price) & np.isfinite(forward) & np.isfinite(strike)
-                  & np.isfinite(t) & np.isfinite(discount))
+    bad_input = ~(
+        np.isfinite(price)
+        & np.isfinite(forward)
+        & np.isfinite(strike)
+        & np.isfinite(t)
+        & np.isfinite(discount)
+    )
     assert (status[bad_input] == IVStatus.NAN_INPUT).all()
 
 
@@ -270,6 +277,7 @@ def test_garbage_in_gives_statuses_not_exceptions(price, forward, strike, t, dis
 def test_a_nan_in_any_argument_is_reported_as_nan_input(argument):
     values = dict(price=5.0, forward=100.0, strike=100.0, t=1.0, discount=1.0)
     values[argument] = np.array([np.nan, values[argument]])
-    result = vc.implied_vol(values["price"], values["forward"], values["strike"], values["t"],
-                            True, values["discount"])
+    result = vc.implied_vol(
+        values["price"], values["forward"], values["strike"], values["t"], True, values["discount"]
+    )
     assert list(np.asarray(result.status)) == [IVStatus.NAN_INPUT, IVStatus.OK]

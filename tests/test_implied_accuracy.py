@@ -63,14 +63,17 @@ def test_every_informative_point_within_bound(reference, inverted):
     error = np.abs(vol - sigma_star)
     failing = informative & ~(error <= bound)
     if failing.any():
-        worst = reference[failing].assign(vol=vol[failing], error=error[failing],
-                                          bound=bound[failing])
+        worst = reference[failing].assign(
+            vol=vol[failing], error=error[failing], bound=bound[failing]
+        )
         pytest.fail(f"{failing.sum()} points exceed max(1e-13 sigma*, u):\n{worst.head(10)}")
     # Most of the set must be informative, or the test would prove little.
     assert informative.mean() > 0.85
     relative = error[informative] / sigma_star[informative]
-    print(f"\ninformative points: {informative.sum()} of {len(reference)}; "
-          f"max relative error {relative.max():.2e}, median {np.median(relative):.2e}")
+    print(
+        f"\ninformative points: {informative.sum()} of {len(reference)}; "
+        f"max relative error {relative.max():.2e}, median {np.median(relative):.2e}"
+    )
 
 
 def test_uninformative_points_get_a_vol_or_a_status(reference, inverted):
@@ -82,8 +85,10 @@ def test_uninformative_points_get_a_vol_or_a_status(reference, inverted):
     ok = status == IVStatus.OK
     assert np.isfinite(vol[excluded & ok]).all()
     assert np.isnan(vol[~ok]).all()
-    print(f"\nexcluded (u > 1e-3 sigma* or no float64 inverse): {excluded.mean():.1%}; "
-          f"of those, {ok[excluded].mean():.1%} still returned a vol")
+    print(
+        f"\nexcluded (u > 1e-3 sigma* or no float64 inverse): {excluded.mean():.1%}; "
+        f"of those, {ok[excluded].mean():.1%} still returned a vol"
+    )
 
 
 def test_prices_without_inverse_get_the_right_status(reference, inverted):
@@ -91,7 +96,8 @@ def test_prices_without_inverse_get_the_right_status(reference, inverted):
     notes = reference["note"].to_numpy()
     onto_intrinsic = notes == "price rounded onto or below intrinsic"
     assert onto_intrinsic.any()
-    assert np.isin(status[onto_intrinsic],
-                   [IVStatus.NO_VOL_INFORMATION, IVStatus.BELOW_INTRINSIC]).all()
+    assert np.isin(
+        status[onto_intrinsic], [IVStatus.NO_VOL_INFORMATION, IVStatus.BELOW_INTRINSIC]
+    ).all()
     onto_upper = notes == "price rounded onto the upper bound"
     assert (status[onto_upper] == IVStatus.ABOVE_UPPER_BOUND).all()

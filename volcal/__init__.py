@@ -24,8 +24,8 @@ from volcal.implied import ImpliedVol, IVStatus, implied_vol  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "ImpliedVol",
     "IVStatus",
+    "ImpliedVol",
     "__version__",
     "black_delta",
     "black_gamma",

@@ -71,6 +71,7 @@ def _small_t_coefficients(order: int) -> list[tuple[list[int], list[int]]]:
     h^2) of ``P`` and ``Q`` for the derivative of order ``2m + 1``, so that
     ``Y(h+t) - Y(h-t) = 2 sum_m t^(2m+1) Y^(2m+1)(h) / (2m+1)!``.
     """
+
     # Polynomials in h as coefficient lists, ascending powers.
     def add(p, q):
         n = max(len(p), len(q))
@@ -159,10 +160,10 @@ def otm_call_and_vega(x, s):
     via_cdf = norm_cdf(h + t) * jnp.exp(0.5 * x_safe) - norm_cdf(h - t) * jnp.exp(-0.5 * x_safe)
     b = jnp.where(use_cdf, via_cdf, via_series)
     b = jnp.where(positive, jnp.maximum(b, 0.0), 0.0)
-    vega = jnp.where(positive, ONE_OVER_SQRT_TWO_PI * scale, jnp.where(x < 0.0, 0.0, ONE_OVER_SQRT_TWO_PI))
+    vega = jnp.where(
+        positive, ONE_OVER_SQRT_TWO_PI * scale, jnp.where(x < 0.0, 0.0, ONE_OVER_SQRT_TWO_PI)
+    )
     return b, vega
-
-
 
 
 @jax.custom_jvp
@@ -241,7 +242,9 @@ def _total_vol(t, vol):
     """``sigma sqrt(t)``, 0 for ``t <= 0``, with zero (not NaN) derivative in t there."""
     t = jnp.asarray(t, jnp.float64)
     positive = t > 0.0
-    return jnp.where(positive, jnp.asarray(vol, jnp.float64) * jnp.sqrt(jnp.where(positive, t, 1.0)), 0.0)
+    return jnp.where(
+        positive, jnp.asarray(vol, jnp.float64) * jnp.sqrt(jnp.where(positive, t, 1.0)), 0.0
+    )
 
 
 @jax.custom_jvp
@@ -268,8 +271,11 @@ def _undiscounted_price_jvp(primals, tangents):
     itm = jnp.where(theta * x > 0.0, 1.0, jnp.where(x == 0.0, 0.5, 0.0))
     d_price_d_forward = jnp.where(positive, theta * norm_cdf(theta * d1), theta * itm)
     d_price_d_strike = jnp.where(positive, -theta * norm_cdf(theta * d2), -theta * itm)
-    density = jnp.where(positive, forward * ONE_OVER_SQRT_TWO_PI * jnp.exp(-0.5 * d1 * d1),
-                        jnp.where(x == 0.0, forward * ONE_OVER_SQRT_TWO_PI, 0.0))
+    density = jnp.where(
+        positive,
+        forward * ONE_OVER_SQRT_TWO_PI * jnp.exp(-0.5 * d1 * d1),
+        jnp.where(x == 0.0, forward * ONE_OVER_SQRT_TWO_PI, 0.0),
+    )
     tangent = d_price_d_forward * d_forward + d_price_d_strike * d_strike + density * d_total_vol
     return price, tangent
 

@@ -30,8 +30,12 @@ def demo(
     from volcal.sources.demo import demo_quotes
 
     chain = demo_quotes(snapshot, strikes_per_expiry=strikes)
-    args = (chain["forward"].to_numpy(), chain["strike"].to_numpy(), chain["t"].to_numpy(),
-            chain["is_call"].to_numpy())
+    args = (
+        chain["forward"].to_numpy(),
+        chain["strike"].to_numpy(),
+        chain["t"].to_numpy(),
+        chain["is_call"].to_numpy(),
+    )
     started = time.perf_counter()
     vols = {side: vc.implied_vol(chain[side].to_numpy(), *args) for side in ("bid", "mark", "ask")}
     elapsed = time.perf_counter() - started
@@ -40,14 +44,27 @@ def demo(
         chain[f"{side}_status"] = np.asarray(result.status)
 
     table = Table(title=f"demo chain at {snapshot}: implied vols (decimal)")
-    for column in ("expiry", "forward", "quotes", "ATM mark IV", "bid IV ok", "max |mark IV - true|"):
+    for column in (
+        "expiry",
+        "forward",
+        "quotes",
+        "ATM mark IV",
+        "bid IV ok",
+        "max |mark IV - true|",
+    ):
         table.add_column(column, justify="right")
     for expiry, group in chain.groupby("expiry"):
         atm = group.iloc[(np.log(group["strike"] / group["forward"])).abs().argmin()]
         ok = (group["bid_status"] == vc.IVStatus.OK).sum()
         error = np.nanmax(np.abs(group["mark_iv"] - group["true_vol"]))
-        table.add_row(f"{expiry:%Y-%m-%d}", f"{atm['forward']:,.0f}", str(len(group)),
-                      f"{atm['mark_iv']:.4f}", f"{ok}/{len(group)}", f"{error:.1e}")
+        table.add_row(
+            f"{expiry:%Y-%m-%d}",
+            f"{atm['forward']:,.0f}",
+            str(len(group)),
+            f"{atm['mark_iv']:.4f}",
+            f"{ok}/{len(group)}",
+            f"{error:.1e}",
+        )
     console.print(table)
     statuses: dict = {}
     for result in vols.values():
@@ -55,8 +72,9 @@ def demo(
             statuses[status] = statuses.get(status, 0) + count
     for status, count in sorted(statuses.items()):
         console.print(f"{count:6d} x {status.name}: {status.meaning}")
-    console.print(f"{3 * len(chain)} inversions in {elapsed:.3f} s (including compilation "
-                  "unless cached)")
+    console.print(
+        f"{3 * len(chain)} inversions in {elapsed:.3f} s (including compilation unless cached)"
+    )
 
 
 @app.command()

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtri
 
-from volcal._special import _erf_small, _SMALL, erfcx, norm_cdf
+from volcal._special import _SMALL, _erf_small, erfcx, norm_cdf
 from volcal.black import ONE_OVER_SQRT_TWO_PI, black_price, black_vega, otm_call_and_vega
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -183,7 +183,10 @@ def _lower_map(x, s, cdf):
     s2 = s * s
     density = ONE_OVER_SQRT_TWO_PI * jnp.exp(-0.5 * y)
     fpp = (
-        (pi / 6.0) * y / (s2 * s) * cdf
+        (pi / 6.0)
+        * y
+        / (s2 * s)
+        * cdf
         * (8.0 * _SQRT_THREE * s * ax + (3.0 * s2 * (s2 - 8.0) - 8.0 * x * x) * cdf / density)
         * jnp.exp(2.0 * y + 0.25 * s2)
     )
@@ -202,7 +205,9 @@ def _upper_map(x, s, cdf):
 
 
 def _b_at_inflection(x):
-    """``b(x, s_c)`` at ``s_c = sqrt(2|x|)``, where ``h + t = 0``: ``e^{x/2} (1 - erfcx(sqrt|x|))/2``.
+    """``b(x, s_c)`` at ``s_c = sqrt(2|x|)``, where ``h + t = 0``.
+
+    There ``b = e^{x/2} (1 - erfcx(sqrt|x|)) / 2``;
 
     ``1 - erfcx(y) = e^{y^2} erf(y) - expm1(y^2)`` for small y avoids the cancellation.
     """
@@ -278,8 +283,12 @@ def normalised_implied_vol(beta, x):
     x_r = jnp.where(lowest, b_o, jnp.where(lower_half, b_c, jnp.where(upper, b_max, b_o)))
     y_l = jnp.where(lowest, 0.0, jnp.where(lower_half, s_o, jnp.where(upper, f_u, s_c)))
     y_r = jnp.where(lowest, f_l, jnp.where(lower_half, s_c, jnp.where(upper, 0.0, s_o)))
-    d_l = jnp.where(lowest, 1.0, jnp.where(lower_half, 1.0 / v_o, jnp.where(upper, fp_u, 1.0 / v_c)))
-    d_r = jnp.where(lowest, fp_l, jnp.where(lower_half, 1.0 / v_c, jnp.where(upper, -0.5, 1.0 / v_o)))
+    d_l = jnp.where(
+        lowest, 1.0, jnp.where(lower_half, 1.0 / v_o, jnp.where(upper, fp_u, 1.0 / v_c))
+    )
+    d_r = jnp.where(
+        lowest, fp_l, jnp.where(lower_half, 1.0 / v_c, jnp.where(upper, -0.5, 1.0 / v_o))
+    )
     second = jnp.where(lowest, fpp_l, jnp.where(upper, fpp_u, 0.0))
     r = _convex_control(x_l, x_r, y_l, y_r, d_l, d_r, second, lower_half, outer)
     interpolated = _rational_cubic(beta, x_l, x_r, y_l, y_r, d_l, d_r, r)
@@ -361,9 +370,7 @@ def _status_and_normalised(price, forward, strike, t, theta, discount):
     sqrt_fk = jnp.sqrt(forward) * jnp.sqrt(strike)
     beta = time_value / sqrt_fk
     x = -jnp.abs(jnp.log(forward / strike))
-    no_information = (
-        (time_value <= _TIME_VALUE_ULPS * _EPS * undiscounted) | (beta < _TINY)
-    )
+    no_information = (time_value <= _TIME_VALUE_ULPS * _EPS * undiscounted) | (beta < _TINY)
     status = jnp.select(
         [
             nan_input,
@@ -406,7 +413,7 @@ def _implied_vol_core(price, forward, strike, t, theta, discount):
 @_implied_vol_core.defjvp
 def _implied_vol_core_jvp(primals, tangents):
     """Implicit function theorem: ``dsigma = (dP - dV|_sigma) / vega`` on the solved vol."""
-    price, forward, strike, t, theta, discount = primals
+    _, forward, strike, t, theta, discount = primals
     d_price, d_forward, d_strike, d_t, _, d_discount = tangents
     vol, status = _implied_vol_core(*primals)
     ok = status == IVStatus.OK
@@ -426,7 +433,9 @@ def _implied_vol_core_jvp(primals, tangents):
         (d_forward, d_strike, d_t, d_discount),
     )
     vega = black_vega(forward_s, strike_s, t_s, vol_safe, is_call, discount_s)
-    d_vol = jnp.where(ok & (vega > 0.0), (d_price - d_model) / jnp.where(vega > 0.0, vega, 1.0), 0.0)
+    d_vol = jnp.where(
+        ok & (vega > 0.0), (d_price - d_model) / jnp.where(vega > 0.0, vega, 1.0), 0.0
+    )
     return (vol, status), (d_vol, np.zeros(status.shape, dtype=jax.dtypes.float0))
 
 

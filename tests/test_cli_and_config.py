@@ -1,0 +1,83 @@
+"""The volcal command, the demo market and the one global setting."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+from typer.testing import CliRunner
+
+import volcal as vc
+from volcal._config import CACHE_DIR_ENV, cache_dir
+from volcal.cli import app
+from volcal.sources.demo import demo_quotes
+
+runner = CliRunner()
+
+
+def test_help_lists_the_subcommands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("demo", "iv", "version"):
+        assert command in result.output
+
+
+def test_demo_inverts_the_whole_chain():
+    result = runner.invoke(app, ["demo", "--strikes", "11"])
+    assert result.exit_code == 0, result.output
+    assert "OK: implied volatility found" in result.output
+    assert "BELOW_INTRINSIC" not in result.output
+
+
+def test_iv_command_and_its_error():
+    price = float(vc.black_price(60_000.0, 65_000.0, 0.1, 0.55, True))
+    ok = runner.invoke(
+        app, ["iv", "--price", repr(price), "--forward", "60000", "--strike", "65000", "--t", "0.1"]
+    )
+    assert ok.exit_code == 0 and abs(float(ok.output) - 0.55) < 1e-11
+    bad = runner.invoke(
+        app,
+        ["iv", "--price", "-1", "--forward", "60000", "--strike", "65000", "--t", "0.1", "--put"],
+    )
+    assert bad.exit_code == 1 and "BELOW_INTRINSIC" in bad.output
+
+
+def test_demo_market_reprices_to_its_own_smile():
+    chain = demo_quotes(strikes_per_expiry=9)
+    assert chain["strike"].gt(0).all() and chain["expiry"].dt.tz is not None
+    assert (chain["bid"] < chain["mark"]).all() and (chain["mark"] < chain["ask"]).all()
+    result = vc.implied_vol(
+        chain["mark"].to_numpy(),
+        chain["forward"].to_numpy(),
+        chain["strike"].to_numpy(),
+        chain["t"].to_numpy(),
+        chain["is_call"].to_numpy(),
+    )
+    assert np.asarray(result.ok).all()
+    assert np.max(np.abs(np.asarray(result.vol) - chain["true_vol"].to_numpy())) < 1e-12
+
+
+def test_float64_is_on():
+    assert jax.config.jax_enable_x64
+    assert vc.black_price(100.0, 100.0, 1.0, 0.2, True).dtype == np.float64
+
+
+def test_compilation_cache_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    assert cache_dir() == tmp_path / "cache"
+    monkeypatch.setenv(CACHE_DIR_ENV, "")
+    assert cache_dir() is None
+
+
+def test_a_new_process_writes_the_persistent_cache(tmp_path):
+    env = dict(os.environ, VOLCAL_CACHE_DIR=str(tmp_path))
+    code = (
+        "import volcal as vc, jax; "
+        "assert jax.config.jax_persistent_cache_min_compile_time_secs == 0; "
+        "vc.implied_vol(1.0, 100.0, 100.0, 1.0, True).vol.block_until_ready()"
+    )
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
+    assert any(tmp_path.iterdir()), "no compiled program was cached"
