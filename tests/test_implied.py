@@ -82,6 +82,27 @@ def test_value_at_the_inflection_point():
     close(_b_at_inflection(x), expected, 1e-15 + 1e-12 * np.asarray(expected), "b(x, s_c)")
 
 
+@pytest.mark.parametrize("x", [-1.0, -10.0, -50.0, -100.0, -200.0])
+def test_extreme_log_moneyness_up_to_the_limit(x):
+    # The whole range of total vol for |ln(F/K)| up to LOG_MONEYNESS_LIMIT, prices from the
+    # normalised Black function down to 1e-300; bound as in test_implied_accuracy with
+    # u = 4 eps (b + |db/dx|) / vega. Near b_max only the summed form of b_max - b holds it.
+    from volcal.black import otm_call_and_vega
+    from volcal.implied import normalised_implied_vol
+
+    s = np.geomspace(1e-3, 80.0, 2000)
+    x_arr = np.full_like(s, x)
+    b, vega = (np.asarray(a) for a in otm_call_and_vega(x_arr, s))
+    slope = np.asarray(jax.vmap(jax.grad(otm_normalised_call))(x_arr, s))
+    recovered = np.asarray(normalised_implied_vol(b, x_arr))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = 4 * 2.2e-16 * (b + np.abs(slope)) / vega
+    informative = (b > 1e-300) & (b < np.exp(x / 2)) & (u <= 1e-3 * s)
+    assert informative.sum() > 250
+    error = np.abs(recovered - s)
+    close(error[informative], 0.0, np.maximum(1e-13 * s, u)[informative], f"x={x}")
+
+
 # --- statuses ------------------------------------------------------------------------------------
 
 
@@ -104,6 +125,8 @@ def test_status_for_every_kind_of_bad_input():
         (0.0, 100.0, 120.0, 1.0, True, 1.0, IVStatus.NO_VOL_INFORMATION),
         (20.0, 100.0, 80.0, 1.0, True, 1.0, IVStatus.NO_VOL_INFORMATION),  # exactly intrinsic
         (1e-320, 100.0, 120.0, 1.0, True, 1.0, IVStatus.NO_VOL_INFORMATION),  # subnormal
+        (1e-302, 100.0, 120.0, 1.0, True, 1.0, IVStatus.NO_VOL_INFORMATION),  # near underflow
+        (1e-3, 100.0, 100.0 * np.exp(201.0), 1.0, True, 1.0, IVStatus.LOG_MONEYNESS_OUT_OF_RANGE),
         (-1.0, 100.0, 120.0, 1.0, True, 1.0, IVStatus.BELOW_INTRINSIC),
     ]
     columns = list(zip(*cases, strict=True))
@@ -113,7 +136,7 @@ def test_status_for_every_kind_of_bad_input():
     ):
         assert IVStatus(int(status)) is case[-1], f"{case}: got {IVStatus(int(status)).name}"
         assert np.isnan(vol) == (case[-1] is not IVStatus.OK)
-    assert result.summary()[IVStatus.NO_VOL_INFORMATION] == 3
+    assert result.summary()[IVStatus.NO_VOL_INFORMATION] == 4
 
 
 def test_every_status_has_a_meaning():

@@ -37,6 +37,12 @@ HOUSEHOLDER_STEPS = 2
 # A time value below this many ulps of the price is rounding noise: the price then carries no
 # information about the volatility.
 _TIME_VALUE_ULPS = 4.0
+# Normalised time values below this are within a few hundred ulps of float64's underflow, where
+# the lowest branch's logarithms lose their precision (Jaeckel returns 0 below DBL_MIN).
+_MIN_NORMALISED_TIME_VALUE = 1e-300
+#: Largest |ln(F/K)| the inversion is verified for (tests/test_implied.py); beyond it the
+#: status is LOG_MONEYNESS_OUT_OF_RANGE. e^200 ~ 7e86: no market quotes such strikes.
+LOG_MONEYNESS_LIMIT = 200.0
 
 
 class IVStatus(enum.IntEnum):
@@ -51,6 +57,7 @@ class IVStatus(enum.IntEnum):
     NAN_INPUT = 6
     NO_VOL_INFORMATION = 7
     NON_POSITIVE_DISCOUNT = 8
+    LOG_MONEYNESS_OUT_OF_RANGE = 9
 
     @property
     def meaning(self) -> str:
@@ -72,6 +79,9 @@ _MEANINGS = {
         "the price carries no volatility information"
     ),
     IVStatus.NON_POSITIVE_DISCOUNT: "discount factor is zero or negative",
+    IVStatus.LOG_MONEYNESS_OUT_OF_RANGE: (
+        f"|ln(forward/strike)| above {LOG_MONEYNESS_LIMIT:g}: outside the verified domain"
+    ),
 }
 
 
@@ -334,8 +344,15 @@ def normalised_implied_vol(beta, x):
             + 2.0 * bpob * bpob * (1.0 + 3.0 / ln_b * (1.0 + 1.0 / ln_b))
             - 3.0 * b_halley * bpob * factor
         )
-        # g = ln((b_max - beta) / (b_max - b))
-        gap = b_max - b
+        # g = ln((b_max - beta) / (b_max - b)), with b_max - b = e^{x/2} Phi(-h-t) +
+        # e^{-x/2} Phi(h-t) summed from two positive terms: the plain difference would keep
+        # only the absolute precision eps * b_max where b is within a hair of b_max.
+        h = x / s
+        gap = jnp.where(
+            use_log_upper,
+            b_max * norm_cdf(-h - 0.5 * s) + norm_cdf(h - 0.5 * s) / b_max,
+            b_max - b,
+        )
         upper_valid = use_log_upper & (gap > 0.0) & (bp > _TINY)
         gap_safe = jnp.where(upper_valid, gap, 1.0)
         g = jnp.log(jnp.where(upper_valid, (b_max - beta) / gap_safe, 1.0))
@@ -370,7 +387,9 @@ def _status_and_normalised(price, forward, strike, t, theta, discount):
     sqrt_fk = jnp.sqrt(forward) * jnp.sqrt(strike)
     beta = time_value / sqrt_fk
     x = -jnp.abs(jnp.log(forward / strike))
-    no_information = (time_value <= _TIME_VALUE_ULPS * _EPS * undiscounted) | (beta < _TINY)
+    no_information = (time_value <= _TIME_VALUE_ULPS * _EPS * undiscounted) | (
+        beta < _MIN_NORMALISED_TIME_VALUE
+    )
     status = jnp.select(
         [
             nan_input,
@@ -378,6 +397,7 @@ def _status_and_normalised(price, forward, strike, t, theta, discount):
             forward <= 0.0,
             strike <= 0.0,
             discount <= 0.0,
+            x < -LOG_MONEYNESS_LIMIT,
             undiscounted < intrinsic,
             (undiscounted >= upper_bound) | (beta >= jnp.exp(0.5 * x)),
             no_information,
@@ -388,6 +408,7 @@ def _status_and_normalised(price, forward, strike, t, theta, discount):
             IVStatus.NON_POSITIVE_FORWARD,
             IVStatus.NON_POSITIVE_STRIKE,
             IVStatus.NON_POSITIVE_DISCOUNT,
+            IVStatus.LOG_MONEYNESS_OUT_OF_RANGE,
             IVStatus.BELOW_INTRINSIC,
             IVStatus.ABOVE_UPPER_BOUND,
             IVStatus.NO_VOL_INFORMATION,
