@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 import volcal as vc
 from volcal._config import CACHE_DIR_ENV, cache_dir
 from volcal.cli import app
-from volcal.sources.demo import demo_quotes
 
 runner = CliRunner()
 
@@ -21,15 +20,28 @@ runner = CliRunner()
 def test_help_lists_the_subcommands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("demo", "iv", "version"):
+    for command in ("demo", "clean", "iv", "version"):
         assert command in result.output
 
 
-def test_demo_inverts_the_whole_chain():
-    result = runner.invoke(app, ["demo", "--strikes", "11"])
+def test_demo_cleans_the_demo_chain():
+    result = runner.invoke(app, ["demo"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "OK: implied volatility found" in result.output
-    assert "BELOW_INTRINSIC" not in result.output
+    assert "input rows" in result.output and "kept" in result.output
+    assert "2026-12-25" in result.output
+
+
+def test_clean_command_on_a_real_snapshot(shared_data):
+    path = next((shared_data / "raw" / "deribit_svcj_snapshots").glob("*.csv"))
+    result = runner.invoke(
+        app,
+        ["clean", str(path), "--format", "deribit", "--underlying", "ETH"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "deribit ETH" in result.output and "in the money" in result.output
+    bad = runner.invoke(app, ["clean", str(path), "--format", "nope"])
+    assert bad.exit_code == 2 and "unknown format" in bad.output
 
 
 def test_iv_command_and_its_error():
@@ -43,21 +55,6 @@ def test_iv_command_and_its_error():
         ["iv", "--price", "-1", "--forward", "60000", "--strike", "65000", "--t", "0.1", "--put"],
     )
     assert bad.exit_code == 1 and "BELOW_INTRINSIC" in bad.output
-
-
-def test_demo_market_reprices_to_its_own_smile():
-    chain = demo_quotes(strikes_per_expiry=9)
-    assert chain["strike"].gt(0).all() and chain["expiry"].dt.tz is not None
-    assert (chain["bid"] < chain["mark"]).all() and (chain["mark"] < chain["ask"]).all()
-    result = vc.implied_vol(
-        chain["mark"].to_numpy(),
-        chain["forward"].to_numpy(),
-        chain["strike"].to_numpy(),
-        chain["t"].to_numpy(),
-        chain["is_call"].to_numpy(),
-    )
-    assert np.asarray(result.ok).all()
-    assert np.max(np.abs(np.asarray(result.vol) - chain["true_vol"].to_numpy())) < 1e-12
 
 
 def test_float64_is_on():

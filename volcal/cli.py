@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated
 
 import numpy as np
@@ -18,63 +19,95 @@ app = typer.Typer(
 console = Console()
 
 
+def _print_grid(grid, *, truth: bool = False) -> None:
+    """Per-expiry summary of a cleaned grid and where every input row went."""
+    from volcal.clean import KEPT
+
+    table = Table(title=f"{grid.venue} {grid.underlying} at {grid.snapshot:%Y-%m-%d %H:%M} UTC")
+    columns = ["expiry", "days", "forward", "source", "kept", "dropped", "ATM mid IV"]
+    if truth:
+        columns.append("max |mid IV - true|")
+    for column in columns:
+        table.add_column(column, justify="right")
+    rows = grid.report.rows
+    forwards = grid.report.forwards
+    summary = grid.summary()
+    for expiry, info in forwards.iterrows():
+        in_expiry = rows[rows["expiry"] == expiry]
+        kept = int((in_expiry["reason"] == KEPT).sum())
+        cells = [
+            f"{expiry:%Y-%m-%d %H:%M}",
+            f"{info['t'] * 365:.2f}",
+            f"{info['forward']:,.2f}",
+            str(info["forward_source"]),
+            str(kept),
+            str(len(in_expiry) - kept),
+        ]
+        cells.append(f"{summary.at[expiry, 'atm_mid_iv']:.4f}" if expiry in summary.index else "-")
+        if truth:
+            quotes = grid.quotes[grid.quotes["expiry"] == expiry]
+            error = np.abs(quotes["mid_iv"] - quotes["venue_mark_iv"]).max()
+            cells.append(f"{error * 100:.2f} vp" if len(quotes) else "-")
+        table.add_row(*cells)
+    console.print(table)
+    console.print(grid.report.summary())
+
+
 @app.command()
 def demo(
     snapshot: Annotated[str, typer.Option(help="Valuation time (UTC) of the demo chain.")] = (
-        "2026-01-15T08:00:00Z"
+        "2026-01-15T09:30:00Z"
     ),
-    strikes: Annotated[int, typer.Option(help="Strikes per expiry.")] = 41,
+    seed: Annotated[int, typer.Option(help="Seed of the demo market's spreads and sizes.")] = 0,
 ) -> None:
-    """Generate the offline demo chain, invert every bid, mark and ask to implied vol, report."""
-    import volcal as vc
-    from volcal.sources.demo import demo_quotes
+    """Generate the offline Deribit-like demo chain, clean it into an implied-vol grid, report."""
+    from volcal.clean import clean
+    from volcal.sources.demo import demo_chain
 
-    chain = demo_quotes(snapshot, strikes_per_expiry=strikes)
-    args = (
-        chain["forward"].to_numpy(),
-        chain["strike"].to_numpy(),
-        chain["t"].to_numpy(),
-        chain["is_call"].to_numpy(),
-    )
     started = time.perf_counter()
-    vols = {side: vc.implied_vol(chain[side].to_numpy(), *args) for side in ("bid", "mark", "ask")}
+    grid = clean(demo_chain(snapshot, seed=seed))
     elapsed = time.perf_counter() - started
-    for side, result in vols.items():
-        chain[f"{side}_iv"] = np.asarray(result.vol)
-        chain[f"{side}_status"] = np.asarray(result.status)
+    _print_grid(grid, truth=True)
+    console.print(f"chain generated and cleaned in {elapsed:.2f} s")
 
-    table = Table(title=f"demo chain at {snapshot}: implied vols (decimal)")
-    for column in (
-        "expiry",
-        "forward",
-        "quotes",
-        "ATM mark IV",
-        "bid IV ok",
-        "max |mark IV - true|",
-    ):
-        table.add_column(column, justify="right")
-    for expiry, group in chain.groupby("expiry"):
-        atm = group.iloc[(np.log(group["strike"] / group["forward"])).abs().argmin()]
-        ok = (group["bid_status"] == vc.IVStatus.OK).sum()
-        error = np.nanmax(np.abs(group["mark_iv"] - group["true_vol"]))
-        table.add_row(
-            f"{expiry:%Y-%m-%d}",
-            f"{atm['forward']:,.0f}",
-            str(len(group)),
-            f"{atm['mark_iv']:.4f}",
-            f"{ok}/{len(group)}",
-            f"{error:.1e}",
-        )
-    console.print(table)
-    statuses: dict = {}
-    for result in vols.values():
-        for status, count in result.summary().items():
-            statuses[status] = statuses.get(status, 0) + count
-    for status, count in sorted(statuses.items()):
-        console.print(f"{count:6d} x {status.name}: {status.meaning}")
-    console.print(
-        f"{3 * len(chain)} inversions in {elapsed:.3f} s (including compilation unless cached)"
-    )
+
+FORMATS = ("deribit", "deribit-2020", "cboe", "tardis")
+
+
+@app.command("clean")
+def clean_command(
+    source: Annotated[
+        Path, typer.Argument(help="Chain file (CSV or Parquet).", exists=True, dir_okay=False)
+    ],
+    format: Annotated[str, typer.Option("--format", help=f"File layout: {', '.join(FORMATS)}.")],
+    underlying: Annotated[str | None, typer.Option(help="Underlying to clean (BTC, ETH...).")] = (
+        None
+    ),
+    snapshot: Annotated[
+        str | None,
+        typer.Option(help="Snapshot to take from a multi-snapshot file (its UTC timestamp)."),
+    ] = None,
+) -> None:
+    """Read a chain file, clean it into an implied-vol grid, print the per-expiry summary."""
+    from volcal.clean import clean
+    from volcal.sources import files
+
+    readers = {
+        "deribit": lambda: files.read_deribit_snapshot(source, snapshot=snapshot),
+        "deribit-2020": lambda: files.read_deribit_orderbook_2020(source),
+        "cboe": lambda: files.read_cboe_quotes(source),
+        "tardis": lambda: files.read_tardis_options_chain(source, as_of=snapshot),
+    }
+    if format not in readers:
+        console.print(f"[red]unknown format {format!r}[/red]; choose one of {', '.join(FORMATS)}")
+        raise typer.Exit(code=2)
+    chain = readers[format]()
+    if not len(chain):
+        console.print(f"[red]no valid rows in {source}[/red]")
+        raise typer.Exit(code=1)
+    underlyings = sorted(chain.frame["underlying"].unique())
+    for name in [underlying] if underlying else underlyings:
+        _print_grid(clean(chain, underlying=name))
 
 
 @app.command()
