@@ -190,6 +190,13 @@ def clean(
     """
     options = options or CleanOptions()
     frame = chain.frame
+    if frame.empty:
+        reasons = chain.rejected.get("reason", pd.Series(dtype=object)).value_counts()
+        detail = "; ".join(f"{n} x {reason}" for reason, n in reasons.head(3).items())
+        raise ValueError(
+            f"chain has no rows to clean ({len(chain.rejected)} input rows were "
+            f"rejected{': ' + detail if detail else ''})"
+        )
     underlyings = sorted(frame["underlying"].unique())
     if underlying is None:
         if len(underlyings) != 1:
@@ -198,11 +205,11 @@ def clean(
     elif underlying not in underlyings:
         raise ValueError(f"underlying {underlying!r} not in chain (it has {underlyings})")
     rows = frame[frame["underlying"] == underlying].copy()
-    if rows.empty:
-        raise ValueError("chain has no rows to clean")
     rejected = chain.rejected
     if "underlying" in rejected.columns:
-        rejected = rejected[rejected["underlying"].astype(str) == underlying]
+        # Rows rejected for want of an underlying belong to whichever one is cleaned.
+        named = rejected["underlying"]
+        rejected = rejected[(named.astype(str) == underlying) | named.isna()]
 
     # Valuation time per row: its own snapshot (rows of one venue call may differ by minutes).
     t = (rows["expiry"] - rows["snapshot"]).dt.total_seconds().to_numpy() / SECONDS_PER_YEAR
@@ -222,10 +229,11 @@ def clean(
         rows[f"{side}_iv"] = np.asarray(result.vol)
         rows[f"{side}_status"] = np.asarray(result.status)
     forward_used = rows["forward_used"].to_numpy()
-    rows["log_moneyness"] = np.log(rows["strike"].to_numpy() / forward_used)
-    d1 = -rows["log_moneyness"] / (rows["mid_iv"] * np.sqrt(rows["t"])) + 0.5 * rows[
-        "mid_iv"
-    ] * np.sqrt(rows["t"])
+    # Expired rows (t <= 0) and rows without a vol give NaN here; their reasons say why.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rows["log_moneyness"] = np.log(rows["strike"].to_numpy() / forward_used)
+        total_vol = rows["mid_iv"].to_numpy() * np.sqrt(rows["t"].to_numpy())
+        d1 = -rows["log_moneyness"].to_numpy() / total_vol + 0.5 * total_vol
     normalised_vega = np.exp(-0.5 * d1**2) / np.sqrt(2 * np.pi)
 
     reason = pd.Series(KEPT, index=rows.index, dtype="object")
