@@ -280,6 +280,7 @@ def read_csv(
     constants: Mapping[str, object] | None = None,
     premium_scale: str | float | None = None,
     iv_in_percent: bool = False,
+    rights: Mapping[str, str] | None = None,
     **read_options,
 ) -> Chain:
     """Any CSV: ``column_map`` maps Chain columns to the file's column names.
@@ -297,6 +298,8 @@ def read_csv(
         ``"forward"`` for coin-quoted premiums) or a number. Kept as ``premium_conversion``.
     iv_in_percent : bool
         Divide the ``venue_*_iv`` columns by 100.
+    rights : mapping, optional
+        The file's words for calls and puts, e.g. ``{"C": "call", "P": "put"}``.
     """
     raw = pd.read_csv(source, **read_options)
     missing = [f for f in column_map.values() if f not in raw.columns]
@@ -308,6 +311,8 @@ def read_csv(
     frame = pd.DataFrame({chain: raw[file] for chain, file in column_map.items()}, index=raw.index)
     for column, value in (constants or {}).items():
         frame[column] = value
+    if rights is not None and "right" in frame:
+        frame["right"] = frame["right"].map(lambda r: rights.get(r, r))
     for column in ("bid", "ask", "mark"):
         if column in frame:
             frame[column] = _missing_if_placeholder(frame[column]).to_numpy()
