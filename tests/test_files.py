@@ -59,7 +59,11 @@ def test_generic_csv_with_a_column_map(tmp_path):
     )  # fmt: skip
     # "C"/"P" are not the schema's rights: those rows are rejected with the reason, not lost.
     assert len(chain) == 0 and len(chain.rejected) == 3
-    assert set(chain.rejected["reason"]) == {"right is not 'call' or 'put'"}
+    assert list(chain.rejected["reason"]) == [
+        "right is not 'call' or 'put'",
+        "right is not 'call' or 'put'",
+        "strike is not positive",
+    ]
     mapped = read_csv(
         path,
         {"instrument": "Sym", "expiry": "Exp", "strike": "K", "right": "CP", "bid": "BidPx",
