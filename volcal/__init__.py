@@ -19,11 +19,17 @@ from volcal.black import (  # noqa: E402
     black_volga,
     normalised_black,
 )
+from volcal.chain import Chain  # noqa: E402
+from volcal.clean import CleaningReport, CleanOptions, IVGrid, clean  # noqa: E402
 from volcal.implied import ImpliedVol, IVStatus, implied_vol  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Chain",
+    "CleanOptions",
+    "CleaningReport",
+    "IVGrid",
     "IVStatus",
     "ImpliedVol",
     "__version__",
@@ -35,6 +41,7 @@ __all__ = [
     "black_vanna",
     "black_vega",
     "black_volga",
+    "clean",
     "implied_vol",
     "normalised_black",
 ]
