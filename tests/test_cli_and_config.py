@@ -78,3 +78,32 @@ def test_a_new_process_writes_the_persistent_cache(tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
     assert any(tmp_path.iterdir()), "no compiled program was cached"
+
+
+def test_fetch_command_replays_a_recording_and_refuses_unknowns():
+    from pathlib import Path
+
+    cassette = Path(__file__).parent / "fixtures" / "venues" / "deribit_btc_success.json"
+    ok = runner.invoke(app, ["fetch", "--venue", "deribit", "--underlying", "BTC", "--replay",
+                             str(cassette)], env={"COLUMNS": "200"})  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    assert "deribit BTC" in ok.output and "synthetic_future" in ok.output
+    unknown = runner.invoke(app, ["fetch", "--venue", "deribit", "--underlying", "DOGE",
+                                  "--replay", str(cassette)])  # fmt: skip
+    assert unknown.exit_code == 2 and "underlyings with options: BTC" in unknown.output
+    venue = runner.invoke(app, ["fetch", "--venue", "kraken", "--underlying", "BTC"])
+    assert venue.exit_code == 2 and "supported venues" in venue.output
+
+
+def test_load_chain_dispatches_by_source(shared_data, tmp_path):
+    import pytest
+
+    assert vc.load_chain("demo").frame["venue"].eq("demo").all()
+    path = shared_data / "raw" / "spx_cboe_20110124" / "SPX-Options-24jan2011.csv"
+    assert len(vc.load_chain(path, format="cboe")) == 1920
+    with pytest.raises(ValueError, match="format="):
+        vc.load_chain(path)
+    with pytest.raises(ValueError, match="underlying="):
+        vc.load_chain("deribit")
+    with pytest.raises(ValueError, match="neither"):
+        vc.load_chain(tmp_path / "missing.csv")

@@ -22,6 +22,7 @@ from volcal.black import (  # noqa: E402
 from volcal.chain import Chain  # noqa: E402
 from volcal.clean import CleaningReport, CleanOptions, IVGrid, clean  # noqa: E402
 from volcal.implied import ImpliedVol, IVStatus, implied_vol  # noqa: E402
+from volcal.sources import load_chain  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -43,5 +44,6 @@ __all__ = [
     "black_volga",
     "clean",
     "implied_vol",
+    "load_chain",
     "normalised_black",
 ]

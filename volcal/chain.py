@@ -23,7 +23,8 @@ premium_conversion        float           raw premium x this = quote-currency pr
 bid_size, ask_size        float           contracts at the best bid / ask
 forward                   float           the expiry's forward (quote currency), > 0
 forward_source            str             ``future``, ``synthetic_future``, ``index``,
-                                          ``parity`` (or missing: unknown)
+                                          ``parity``, ``venue`` (the venue's published
+                                          forward, construction unstated)
 index_price               float           spot index (values coin amounts, not used for IV)
 open_interest, volume     float           contracts
 venue_mark_iv, ...bid_iv  float           the venue's implied vols as decimals (0.55)
@@ -64,7 +65,7 @@ COLUMNS = (
     "volume", "venue_mark_iv", "venue_bid_iv", "venue_ask_iv", "venue_delta",
 )  # fmt: skip
 RIGHTS = ("call", "put")
-FORWARD_SOURCES = ("future", "synthetic_future", "index", "parity")
+FORWARD_SOURCES = ("future", "synthetic_future", "index", "parity", "venue")
 # How many offending rows an error message lists before summarising.
 _SHOWN = 10
 

@@ -71,15 +71,14 @@ def demo(
     console.print(f"chain generated and cleaned in {elapsed:.2f} s")
 
 
-FORMATS = ("deribit", "deribit-2020", "cboe", "tardis")
-
-
 @app.command("clean")
 def clean_command(
     source: Annotated[
         Path, typer.Argument(help="Chain file (CSV or Parquet).", exists=True, dir_okay=False)
     ],
-    format: Annotated[str, typer.Option("--format", help=f"File layout: {', '.join(FORMATS)}.")],
+    format: Annotated[
+        str, typer.Option("--format", help="File layout: deribit, deribit-2020, cboe, tardis.")
+    ],
     underlying: Annotated[str | None, typer.Option(help="Underlying to clean (BTC, ETH...).")] = (
         None
     ),
@@ -89,21 +88,58 @@ def clean_command(
     ] = None,
 ) -> None:
     """Read a chain file, clean it into an implied-vol grid, print the per-expiry summary."""
-    from volcal.clean import clean
-    from volcal.sources import files
+    from volcal.sources import FILE_FORMATS, load_chain
 
-    readers = {
-        "deribit": lambda: files.read_deribit_snapshot(source, snapshot=snapshot),
-        "deribit-2020": lambda: files.read_deribit_orderbook_2020(source),
-        "cboe": lambda: files.read_cboe_quotes(source),
-        "tardis": lambda: files.read_tardis_options_chain(source, as_of=snapshot),
-    }
-    if format not in readers:
-        console.print(f"[red]unknown format {format!r}[/red]; choose one of {', '.join(FORMATS)}")
+    if format not in FILE_FORMATS:
+        console.print(
+            f"[red]unknown format {format!r}[/red]; choose one of {', '.join(FILE_FORMATS)}"
+        )
         raise typer.Exit(code=2)
-    chain = readers[format]()
+    options = {}
+    if snapshot is not None:
+        options["as_of" if format == "tardis" else "snapshot"] = snapshot
+    if format in ("deribit-2020", "cboe") and snapshot is not None:
+        console.print(f"[red]--snapshot does not apply to format {format}[/red]")
+        raise typer.Exit(code=2)
+    _clean_and_print(load_chain(source, format=format, **options), underlying)
+
+
+@app.command()
+def fetch(
+    venue: Annotated[str, typer.Option(help="deribit, okx, bybit or binance.")],
+    underlying: Annotated[str, typer.Option(help="Underlying coin, e.g. BTC.")],
+    record: Annotated[
+        Path | None, typer.Option(help="Save the raw venue responses to this cassette file.")
+    ] = None,
+    replay: Annotated[
+        Path | None,
+        typer.Option(
+            help="Answer from a recorded cassette instead of the network.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    timeout: Annotated[float | None, typer.Option(help="Per-request timeout, seconds.")] = None,
+) -> None:
+    """Fetch a venue's option chain through ccxt (or replay a recording), clean it, print the
+    per-expiry summary."""
+    from volcal.sources.venues import fetch_chain
+
+    try:
+        chain = fetch_chain(venue, underlying, record=record, replay=replay, timeout_s=timeout)
+    except ValueError as error:  # unknown venue or underlying: the message says what exists
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(code=2) from error
+    if record is not None:
+        console.print(f"raw responses recorded to {record}")
+    _clean_and_print(chain, underlying)
+
+
+def _clean_and_print(chain, underlying: str | None) -> None:
+    from volcal.clean import clean
+
     if not len(chain):
-        console.print(f"[red]no valid rows in {source}[/red]")
+        console.print(f"[red]no valid rows in {chain.source}[/red]")
         raise typer.Exit(code=1)
     underlyings = sorted(chain.frame["underlying"].unique())
     for name in [underlying] if underlying else underlyings:
