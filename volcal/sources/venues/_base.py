@@ -222,8 +222,15 @@ class VenueAdapter(abc.ABC):
     #: Per-request timeout (ccxt's ``timeout`` option) when the caller gives none, seconds.
     default_timeout_s: ClassVar[float] = 10.0
 
-    def configure(self, exchange: ccxt.Exchange) -> None:  # noqa: B027 (optional hook)
+    #: Load option markets only (ccxt's ``fetchMarkets.types``), keeping ccxt's own list of
+    #: option base coins: spot and futures markets are not needed for a chain.
+    option_markets_only: bool = False
+
+    def configure(self, exchange: ccxt.Exchange) -> None:
         """Adjust the options of an exchange volcal builds (e.g. load option markets only)."""
+        if self.option_markets_only:
+            fetch_markets = dict(exchange.options.get("fetchMarkets") or {})
+            exchange.options["fetchMarkets"] = {**fetch_markets, "types": ["option"]}
 
     def prepare(self, exchange: ccxt.Exchange, retry: Retry) -> None:  # noqa: B027
         """Requests needed before ``load_markets`` (only called while markets are not loaded)."""

@@ -152,10 +152,7 @@ class BinanceAdapter(VenueAdapter):
     venue = "binance"
     ccxt_id = "binance"
     markets_endpoint = "load_markets (eapi/v1/exchangeInfo)"
-
-    def configure(self, exchange: ccxt.Exchange) -> None:
-        fetch_markets = dict(exchange.options.get("fetchMarkets") or {})
-        exchange.options["fetchMarkets"] = {**fetch_markets, "types": ["option"]}
+    option_markets_only = True
 
     def fetch(self, exchange: ccxt.Exchange, underlying: str, retry: Retry) -> _Payloads:
         by_id = {m["id"]: m for m in option_markets(exchange) if m["base"] == underlying}

@@ -139,11 +139,7 @@ class BybitAdapter(VenueAdapter):
     venue = "bybit"
     ccxt_id = "bybit"
     markets_endpoint = "load_markets (v5/market/instruments-info?category=option)"
-
-    def configure(self, exchange: ccxt.Exchange) -> None:
-        # Keep ccxt's list of option base coins; only drop spot and futures markets.
-        fetch_markets = dict(exchange.options.get("fetchMarkets") or {})
-        exchange.options["fetchMarkets"] = {**fetch_markets, "types": ["option"]}
+    option_markets_only = True
 
     def fetch(self, exchange: ccxt.Exchange, underlying: str, retry: Retry) -> _Payloads:
         base_id = next(

@@ -198,10 +198,7 @@ class OkxAdapter(VenueAdapter):
     venue = "okx"
     ccxt_id = "okx"
     markets_endpoint = "load_markets (public/instruments?instType=OPTION)"
-
-    def configure(self, exchange: ccxt.Exchange) -> None:
-        fetch_markets = dict(exchange.options.get("fetchMarkets") or {})
-        exchange.options["fetchMarkets"] = {**fetch_markets, "types": ["option"]}
+    option_markets_only = True
 
     def prepare(self, exchange: ccxt.Exchange, retry: Retry) -> None:
         response = retry(
