@@ -19,6 +19,7 @@ from volcal.black import (  # noqa: E402
     black_volga,
     normalised_black,
 )
+from volcal.calibrate import Calibration, CalibrationError, calibrate  # noqa: E402
 from volcal.chain import Chain  # noqa: E402
 from volcal.clean import CleaningReport, CleanOptions, IVGrid, clean  # noqa: E402
 from volcal.implied import ImpliedVol, IVStatus, implied_vol  # noqa: E402
@@ -27,6 +28,8 @@ from volcal.sources import load_chain  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "Calibration",
+    "CalibrationError",
     "Chain",
     "CleanOptions",
     "CleaningReport",
@@ -42,6 +45,7 @@ __all__ = [
     "black_vanna",
     "black_vega",
     "black_volga",
+    "calibrate",
     "clean",
     "implied_vol",
     "load_chain",

@@ -137,7 +137,13 @@ def check(model: Model, forward, t, *, log_moneyness=None) -> ArbitrageReport:
     return ArbitrageReport(butterfly=butterfly, calendar=calendar)
 
 
+def half_width(atm_total_variance):
+    """Half-width in log-moneyness of a slice's check grid:
+    ``max(STANDARD_DEVIATIONS x ATM total vol, MIN_HALF_WIDTH)``."""
+    atm = jnp.maximum(jnp.asarray(atm_total_variance), 0.0)
+    return jnp.maximum(STANDARD_DEVIATIONS * jnp.sqrt(atm), MIN_HALF_WIDTH)
+
+
 def _grid(model: Model, forward, t) -> np.ndarray:
     atm = np.asarray(total_variance_on_grid(model, forward, t, np.zeros((len(t), 1))))[:, 0]
-    half_width = np.maximum(STANDARD_DEVIATIONS * np.sqrt(np.maximum(atm, 0.0)), MIN_HALF_WIDTH)
-    return np.linspace(-1.0, 1.0, GRID_POINTS)[None, :] * half_width[:, None]
+    return np.linspace(-1.0, 1.0, GRID_POINTS)[None, :] * np.asarray(half_width(atm))[:, None]

@@ -1,5 +1,6 @@
 """Volatility models: one file per family, each owning its calibration spec (see base.py)."""
 
-from volcal.models.base import Model
+from volcal.models.base import Model, SliceSpec
+from volcal.models.svi import SVI
 
-__all__ = ["Model"]
+__all__ = ["SVI", "Model", "SliceSpec"]

@@ -11,13 +11,43 @@ initial-guess heuristic, default weights and which parameters may be fixed.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
 
 
+@dataclass(frozen=True)
+class SliceSpec:
+    """How :func:`volcal.calibrate` fits a slice model: one independent solve per expiry.
+
+    Attributes
+    ----------
+    from_unconstrained, to_unconstrained : callables
+        The bijection ``u[..., n] <-> model`` (batched over slices).
+    initial_guess : callable
+        ``(log_moneyness, total_variance, mask) -> model`` for one slice.
+    penalty : callable
+        ``(model_slice, atm_total_variance) -> residuals`` added to the fit (e.g. butterfly
+        exclusion); a fixed-length array.
+    parameter_names : tuple of str
+    """
+
+    from_unconstrained: Callable[[Any], Any]
+    to_unconstrained: Callable[[Any], Any]
+    initial_guess: Callable[..., Any]
+    penalty: Callable[..., Any]
+    parameter_names: tuple[str, ...]
+
+
 class Model(eqx.Module):
-    """Abstract base of volcal's models (equinox abstract/final pattern)."""
+    """Abstract base of volcal's models (equinox abstract/final pattern).
+
+    ``calibration`` (a class attribute) is the model's calibration spec, set in its file."""
+
+    calibration: ClassVar[SliceSpec | None] = None
 
     @abc.abstractmethod
     def implied_vol(self, forward, strike, t) -> jax.Array:

@@ -21,8 +21,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from volcal.models.base import Model
+from volcal.models.base import Model, SliceSpec
 
 
 class SVI(Model):
@@ -112,3 +113,105 @@ def from_jump_wings(jw: JumpWings, t) -> SVI:
     sigma = alpha * m
     a = v_tilde * t - b * sigma * jnp.sqrt(1.0 - rho * rho)
     return SVI(a=a, b=b, rho=rho, m=m, sigma=sigma)
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibration spec: bijection, initial guess, butterfly penalty (STYLE.md item 5)
+
+#: |rho| stays below this, so sqrt(1 - rho^2) and the wing slopes stay well conditioned.
+RHO_MAX = 0.999
+#: Smallest sigma (ATM curvature scale): below it the smile has a kink a quote grid cannot see.
+SIGMA_MIN = 1e-4
+#: Points where Durrleman's g is penalised: over the range volcal.arbitrage checks, spaced as
+#: k = W sinh(c x) / sinh(c) for x uniform in [-1, 1], so they crowd near the money where a
+#: small sigma bends the smile sharply (spacing there ~ W c / (sinh(c) (PENALTY_POINTS - 1))).
+PENALTY_POINTS = 121
+PENALTY_CROWDING = 3.0
+#: Penalty residual per unit of negative g (residuals are in vol, ~1e-3): 100 makes a g of
+#: -1e-5 cost as much as a 0.1 vol point miss on one quote; the target is g >= PENALTY_MARGIN.
+PENALTY_WEIGHT = 100.0
+PENALTY_MARGIN = 1e-6
+PARAMETER_NAMES = ("a", "b", "rho", "m", "sigma")
+
+
+def _softplus(x):
+    return jnp.logaddexp(x, 0.0)
+
+
+def _softplus_inverse(y):
+    return jnp.log(jnp.expm1(y))
+
+
+def from_unconstrained(u) -> SVI:
+    """Map unconstrained reals ``u[..., 5]`` to raw SVI parameters.
+
+    ``b = softplus(u1)``, ``rho = RHO_MAX tanh(u2)``, ``m = u3``,
+    ``sigma = SIGMA_MIN + softplus(u4)``, and ``a = -b sigma sqrt(1 - rho^2) + softplus(u0)``,
+    so the minimum total variance ``a + b sigma sqrt(1 - rho^2)`` is positive.
+    """
+    u = jnp.asarray(u)
+    b = _softplus(u[..., 1])
+    rho = RHO_MAX * jnp.tanh(u[..., 2])
+    m = u[..., 3]
+    sigma = SIGMA_MIN + _softplus(u[..., 4])
+    a = -b * sigma * jnp.sqrt(1.0 - rho * rho) + _softplus(u[..., 0])
+    return SVI(a=a, b=b, rho=rho, m=m, sigma=sigma)
+
+
+def to_unconstrained(svi: SVI) -> jax.Array:
+    """Inverse of :func:`from_unconstrained` (parameters must satisfy its constraints)."""
+    a, b, rho, m, sigma = (jnp.asarray(p) for p in svi._params())
+    minimum = a + b * sigma * jnp.sqrt(1.0 - rho * rho)
+    return jnp.stack(
+        [_softplus_inverse(minimum), _softplus_inverse(b), jnp.arctanh(rho / RHO_MAX), m,
+         _softplus_inverse(sigma - SIGMA_MIN)],
+        axis=-1,
+    )  # fmt: skip
+
+
+def initial_guess(log_moneyness, total_variance, mask) -> SVI:
+    """A starting slice from the quotes of one expiry (arrays of one slice, padded).
+
+    ``m = 0``; ``w0`` = the total variance of the quote nearest the money; wing slopes
+    ``s_left, s_right`` = secants from the money to the outermost quote on each side (floored
+    at 1e-3 so b > 0); ``b = (s_left + s_right)/2``, ``rho = (s_right - s_left)/(s_left +
+    s_right)``; ``sigma`` = half the quoted log-moneyness range (at least 0.05); and
+    ``a = w0 - b sigma`` so that ``w(0) = w0``, lifted if needed to keep the minimum variance
+    at least ``w0 / 10``.
+    """
+    k = jnp.asarray(log_moneyness)
+    w = jnp.asarray(total_variance)
+    big = 1e30
+    atm = jnp.argmin(jnp.where(mask, jnp.abs(k), big))
+    w0 = w[atm]
+    left = jnp.argmin(jnp.where(mask, k, big))
+    right = jnp.argmax(jnp.where(mask, k, -big))
+    slope_left = jnp.maximum((w[left] - w0) / jnp.maximum(-k[left], 1e-3), 1e-3)
+    slope_right = jnp.maximum((w[right] - w0) / jnp.maximum(k[right], 1e-3), 1e-3)
+    b = 0.5 * (slope_left + slope_right)
+    rho = jnp.clip((slope_right - slope_left) / (slope_left + slope_right), -0.9, 0.9)
+    sigma = jnp.maximum(0.25 * (k[right] - k[left]), 0.05)
+    a = w0 - b * sigma
+    a = jnp.maximum(a, 0.1 * w0 - b * sigma * jnp.sqrt(1.0 - rho * rho))
+    return SVI(a=a, b=b, rho=rho, m=jnp.zeros_like(a), sigma=sigma)
+
+
+def butterfly_penalty(svi: SVI, atm_total_variance) -> jax.Array:
+    """Residuals ``PENALTY_WEIGHT * max(PENALTY_MARGIN - g(k), 0)`` on ``PENALTY_POINTS``
+    points over the range :func:`volcal.arbitrage.check` inspects; zero where the slice is free
+    of butterfly arbitrage."""
+    from volcal.arbitrage import half_width
+
+    x = jnp.linspace(-1.0, 1.0, PENALTY_POINTS)
+    k = half_width(atm_total_variance) * jnp.sinh(PENALTY_CROWDING * x) / np.sinh(PENALTY_CROWDING)
+    g = svi.durrleman_g(k)
+    return PENALTY_WEIGHT * jnp.maximum(PENALTY_MARGIN - g, 0.0)
+
+
+SVI.calibration = SliceSpec(
+    from_unconstrained=from_unconstrained,
+    to_unconstrained=to_unconstrained,
+    initial_guess=initial_guess,
+    penalty=butterfly_penalty,
+    parameter_names=PARAMETER_NAMES,
+)

@@ -1,0 +1,111 @@
+"""calibrate(): recovery of known SVI slices, warm starts, robust losses, loud failure, and a
+first real-data fit (the full per-model table belongs to the models issue)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import volcal as vc
+from volcal import calibrate as calibration_module
+from volcal.calibrate import CalibrationError, CalibrationStatus, calibrate
+from volcal.clean import CleaningReport, IVGrid
+from volcal.models.svi import SVI
+from volcal.sources.files import read_deribit_snapshot
+
+TRUE = SVI(a=np.array([0.004, 0.02, 0.05]), b=np.array([0.05, 0.1, 0.12]),
+           rho=np.array([-0.3, -0.2, -0.1]), m=np.array([0.01, 0.02, 0.0]),
+           sigma=np.array([0.1, 0.2, 0.3]))  # fmt: skip
+T = np.array([0.05, 0.5, 1.0])
+FORWARD = np.array([100.0, 101.0, 102.0])
+WIDTH = 24
+
+
+def synthetic_grid(model=TRUE, noise=None) -> IVGrid:
+    """Noiseless quotes of ``model`` on 24 strikes per slice (+-1.2 sqrt(t) in ln(K/F))."""
+    k = np.linspace(-1.2, 1.2, WIDTH)[None, :] * np.sqrt(T)[:, None]
+    strike = FORWARD[:, None] * np.exp(k)
+    vol = np.asarray(model.implied_vol(FORWARD, strike, T))
+    if noise is not None:
+        vol = vol + noise
+    start = pd.Timestamp("2026-01-01", tz="UTC")
+    return IVGrid(
+        venue="synthetic", underlying="X", snapshot=start,
+        expiries=pd.DatetimeIndex(start + pd.to_timedelta(T * 365, unit="D")),
+        t=T, forward=FORWARD, discount=np.ones(3), strike=strike, log_moneyness=k, mid_iv=vol,
+        bid_iv=vol - 0.005, ask_iv=vol + 0.005, is_call=k >= 0, weight=np.ones_like(k),
+        mask=np.ones_like(k, dtype=bool), quotes=pd.DataFrame(),
+        report=CleaningReport(pd.DataFrame(), pd.DataFrame()),
+    )  # fmt: skip
+
+
+def assert_recovered(model, tolerance):
+    for name in ("a", "b", "rho", "sigma"):
+        fitted, true = np.asarray(getattr(model, name)), np.asarray(getattr(TRUE, name))
+        error = np.abs(fitted / true - 1)
+        assert error.max() <= tolerance, f"{name}: computed {fitted}, expected {true}"
+    error = np.abs(np.asarray(model.m) - TRUE.m)
+    assert error.max() <= tolerance * 0.1, f"m: computed {model.m}, expected {TRUE.m}"
+
+
+def test_recovers_known_slices_from_noiseless_quotes():
+    result = calibrate(SVI, synthetic_grid())
+    assert result.ok and result.arbitrage.butterfly.empty
+    assert_recovered(result.model, 1e-6)  # the bar of the models issue
+    assert result.rmse < 1e-8 and result.inside == 1.0
+    table = result.summary()
+    assert list(table["status"]) == ["SUCCESS"] * 3 and "rho" in table
+
+
+def test_price_residuals_recover_too():
+    result = calibrate(SVI, synthetic_grid(), residual="price")
+    assert_recovered(result.model, 1e-6)
+
+
+def test_warm_start_from_a_calibration_converges_at_once():
+    first = calibrate(SVI, synthetic_grid())
+    again = calibrate(first.model, synthetic_grid())
+    assert again.ok and (again.steps <= first.steps).all()
+    assert_recovered(again.model, 1e-6)
+
+
+def test_soft_l1_resists_an_outlier_quote():
+    noise = np.zeros((3, WIDTH))
+    noise[1, 12] = 0.05  # one 5-vol-point bad quote near the money
+    plain = calibrate(SVI, synthetic_grid(noise=noise))
+    robust = calibrate(SVI, synthetic_grid(noise=noise), loss="soft_l1", loss_scale=0.002)
+    clean_quotes = np.ones((3, WIDTH), dtype=bool)
+    clean_quotes[1, 12] = False
+    truth = synthetic_grid().mid_iv
+    plain_error = np.abs(plain.model_iv - truth)[clean_quotes].max()
+    robust_error = np.abs(robust.model_iv - truth)[clean_quotes].max()
+    assert robust_error < 0.5 * plain_error, (robust_error, plain_error)
+
+
+def test_failure_is_loud_by_default_and_recorded_on_request(monkeypatch):
+    monkeypatch.setattr(calibration_module, "MAX_STEPS", 2)
+    monkeypatch.setattr(calibration_module, "_SOLVERS", {})
+    with pytest.raises(CalibrationError, match="SVI calibration failed") as error:
+        calibrate(SVI, synthetic_grid())
+    assert (error.value.calibration.status != CalibrationStatus.SUCCESS).any()
+    recorded = calibrate(SVI, synthetic_grid(), throw=False)
+    assert not recorded.ok
+    with pytest.raises(ValueError, match="loss"):
+        calibrate(SVI, synthetic_grid(), loss="cauchy")
+
+
+def test_a_real_snapshot_fits_inside_the_quotes(shared_data):
+    path = sorted((shared_data / "raw" / "deribit_svcj_snapshots").glob("*.csv"))[-1]
+    grid = vc.clean(read_deribit_snapshot(path), underlying="BTC")
+    result = calibrate(SVI, grid, throw=False)
+    print("\n" + result.summary()[["quotes", "rmse_vol_points", "inside", "steps",
+                                   "status"]].to_string())  # fmt: skip
+    print(
+        f"RMSE {result.rmse:.3f} vol points, inside {result.inside:.1%}; "
+        f"{result.arbitrage.summary()}"
+    )
+    assert result.rmse < 1.0
+    enough = grid.mask.sum(axis=1) >= 8
+    inside = (result.inside_by_expiry * grid.mask.sum(axis=1))[enough].sum()
+    assert inside / grid.mask.sum(axis=1)[enough].sum() >= 0.9

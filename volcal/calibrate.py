@@ -1,0 +1,270 @@
+"""``calibrate(model, grid)``: fit a volatility model to an implied-vol grid.
+
+One entry function, strategies as keyword options, one typed result (STYLE.md items 1-3):
+Levenberg-Marquardt from optimistix with autodiff Jacobians, the model's own constraint
+bijection and penalties (its ``calibration`` spec), vmapped over slices for slice models, loud
+failure by default.
+
+Residuals (per quote, padded quotes contribute 0): ``sqrt(weight) (sigma_model - sigma_mid)``
+in vol space (default), or ``sqrt(weight) (C_model - C_mid) / F`` in price space; a robust
+``loss`` rewrites each residual ``r`` as ``f sign(r) sqrt(rho((r/f)^2))`` with scale ``f`` =
+``loss_scale`` (soft-l1: ``rho(z) = 2 (sqrt(1 + z) - 1)``; Huber: ``z`` below 1, ``2 sqrt(z) - 1``
+above), so least squares minimises ``sum rho`` as in scipy's ``least_squares``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+import pandas as pd
+
+from volcal import arbitrage
+from volcal.black import black_price
+from volcal.clean import IVGrid
+from volcal.models.base import Model
+
+VOL_POINT = 0.01
+#: Solver tolerances on the unconstrained parameters and the cost (optimistix's rtol/atol).
+RTOL = 1e-10
+ATOL = 1e-12
+MAX_STEPS = 400
+
+
+class CalibrationStatus(enum.IntEnum):
+    """Outcome of one slice's (or the surface's) solve; ``.meaning`` says it in words."""
+
+    SUCCESS = 0
+    MAX_STEPS_REACHED = 1
+    FAILED = 2
+    NON_FINITE = 3
+
+    @property
+    def meaning(self) -> str:
+        return {
+            CalibrationStatus.SUCCESS: "converged",
+            CalibrationStatus.MAX_STEPS_REACHED: f"stopped after the maximum number of steps "
+            f"({MAX_STEPS}) without converging",
+            CalibrationStatus.FAILED: "the solver failed (diverged or singular)",
+            CalibrationStatus.NON_FINITE: "parameters or residuals are not finite",
+        }[self]
+
+
+class CalibrationError(RuntimeError):
+    """A calibration failed and ``throw=True``; ``.calibration`` holds the failed result."""
+
+    def __init__(self, message: str, calibration: Calibration):
+        super().__init__(message)
+        self.calibration = calibration
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Result of :func:`calibrate`.
+
+    Attributes
+    ----------
+    model : Model
+        Calibrated parameters (arrays of shape ``(expiry,)`` for slice models).
+    grid : IVGrid
+        The data it was fitted to.
+    model_iv : ndarray ``(expiry, width)``
+        Model implied vol per quote (NaN at padding).
+    residuals : ndarray ``(expiry, width)``
+        ``model_iv - mid_iv`` (decimal vol; NaN at padding).
+    rmse : float
+        Root mean square of the residuals over all quotes, in vol points (unweighted).
+    rmse_by_expiry, inside_by_expiry : ndarray ``(expiry,)``
+        The same per slice, and the share of quotes with bid IV <= model IV <= ask IV.
+    inside : float
+        Share of all (two-sided) quotes inside.
+    steps : ndarray ``(expiry,)``
+        Solver steps per slice.
+    status : ndarray of int ``(expiry,)``
+        :class:`CalibrationStatus` per slice.
+    arbitrage : ArbitrageReport
+        Butterfly and calendar violations of the calibrated model.
+    """
+
+    model: Model
+    grid: IVGrid
+    model_iv: np.ndarray
+    residuals: np.ndarray
+    rmse: float
+    rmse_by_expiry: np.ndarray
+    inside: float
+    inside_by_expiry: np.ndarray
+    steps: np.ndarray
+    status: np.ndarray
+    arbitrage: arbitrage.ArbitrageReport
+
+    @property
+    def ok(self) -> bool:
+        return bool((self.status == CalibrationStatus.SUCCESS).all())
+
+    def summary(self) -> pd.DataFrame:
+        """Per expiry: quotes, RMSE (vol points), share inside, steps, status, parameters."""
+        table = pd.DataFrame({
+            "t": self.grid.t,
+            "quotes": self.grid.mask.sum(axis=1),
+            "rmse_vol_points": self.rmse_by_expiry,
+            "inside": self.inside_by_expiry,
+            "steps": self.steps,
+            "status": [CalibrationStatus(int(s)).name for s in self.status],
+        }, index=self.grid.expiries)  # fmt: skip
+        for name in type(self.model).calibration.parameter_names:
+            table[name] = np.asarray(getattr(self.model, name))
+        return table
+
+
+def _robust(residual, loss: str, scale: float):
+    """``r sqrt(rho(z)/z)`` with ``z = (r/f)^2``: the residual whose square is ``f^2 rho(z)``,
+    written with the ratio ``rho(z)/z`` (smooth at 0) so exact fits have finite Jacobians."""
+    if loss == "linear":
+        return residual
+    z = (residual / scale) ** 2
+    if loss == "soft_l1":
+        ratio = 2.0 / (jnp.sqrt(1.0 + z) + 1.0)  # = 2 (sqrt(1 + z) - 1) / z
+    elif loss == "huber":
+        z_tail = jnp.maximum(z, 1.0)
+        ratio = jnp.where(z <= 1.0, 1.0, (2.0 * jnp.sqrt(z_tail) - 1.0) / z_tail)
+    else:
+        raise ValueError(f"loss must be 'linear', 'soft_l1' or 'huber', not {loss!r}")
+    return residual * jnp.sqrt(ratio)
+
+
+def _slice_solver(model_type: type[Model], residual: str, loss: str, loss_scale: float):
+    spec = model_type.calibration
+
+    def residuals(u, data):
+        forward, t, strike, mid_iv, sqrt_weight, mask, atm_w, is_call = data
+        model = spec.from_unconstrained(u)
+        vol = model.implied_vol(forward, strike, t)
+        if residual == "vol":
+            miss = vol - mid_iv
+        else:
+            model_price = black_price(forward, strike, t, vol, is_call)
+            mid_price = black_price(forward, strike, t, mid_iv, is_call)
+            miss = (model_price - mid_price) / forward
+        r = jnp.where(mask, sqrt_weight * miss, 0.0)
+        return jnp.concatenate([_robust(r, loss, loss_scale), spec.penalty(model, atm_w)])
+
+    solver = optx.LevenbergMarquardt(rtol=RTOL, atol=ATOL)
+
+    def solve_one(u0, data):
+        solution = optx.least_squares(residuals, solver, u0, args=data, throw=False,
+                                      max_steps=MAX_STEPS)  # fmt: skip
+        success = solution.result == optx.RESULTS.successful
+        max_steps = solution.result == optx.RESULTS.max_steps_reached
+        status = jnp.where(success, 0, jnp.where(max_steps, 1, 2))
+        return solution.value, status, solution.stats["num_steps"]
+
+    @eqx.filter_jit
+    def solve(u0, data):
+        return jax.vmap(solve_one)(u0, data)
+
+    return solve
+
+
+_SOLVERS: dict = {}
+
+
+def calibrate(
+    model: type[Model] | Model,
+    grid: IVGrid,
+    *,
+    residual: Literal["vol", "price"] = "vol",
+    loss: Literal["linear", "soft_l1", "huber"] = "linear",
+    loss_scale: float = VOL_POINT,
+    weights: np.ndarray | Literal["grid", "uniform"] = "grid",
+    throw: bool = True,
+) -> Calibration:
+    """Fit ``model`` to ``grid``.
+
+    Parameters
+    ----------
+    model : Model class or instance
+        ``SVI`` (a class: start from its initial-guess heuristic) or a calibrated instance
+        (warm start from its parameters; one entry per expiry of ``grid``).
+    grid : IVGrid
+        From :func:`volcal.clean`.
+    residual : {"vol", "price"}
+        Residual space (module docstring).
+    loss : {"linear", "soft_l1", "huber"}
+        Robust loss, with ``loss_scale`` (decimal vol, default one vol point).
+    weights : array ``(expiry, width)``, "grid" or "uniform"
+        Quote weights; "grid" uses ``grid.weight`` (inverse IV spread).
+    throw : bool
+        Raise :class:`CalibrationError` when a slice does not converge (default); with
+        ``throw=False`` the failure is recorded in ``status``.
+    """
+    model_type = model if isinstance(model, type) else type(model)
+    spec = model_type.calibration
+    if spec is None:
+        raise TypeError(f"{model_type.__name__} has no calibration spec")
+    if residual not in ("vol", "price"):
+        raise ValueError(f"residual must be 'vol' or 'price', not {residual!r}")
+    if loss not in ("linear", "soft_l1", "huber"):
+        raise ValueError(f"loss must be 'linear', 'soft_l1' or 'huber', not {loss!r}")
+    if isinstance(weights, str):
+        weight = grid.weight if weights == "grid" else grid.mask.astype(float)
+    else:
+        weight = np.asarray(weights, dtype=float)
+    mask = grid.mask
+    total_variance = grid.mid_iv**2 * grid.t[:, None]
+    atm = np.abs(np.where(mask, grid.log_moneyness, np.inf)).argmin(axis=1)
+    atm_w = total_variance[np.arange(len(grid.t)), atm]
+    if isinstance(model, type):
+        start = jax.vmap(spec.initial_guess)(grid.log_moneyness, total_variance, mask)
+    else:
+        start = model
+    u0 = spec.to_unconstrained(start)
+    key = (model_type, residual, loss, float(loss_scale))
+    if key not in _SOLVERS:
+        _SOLVERS[key] = _slice_solver(model_type, residual, loss, loss_scale)
+    data = (jnp.asarray(grid.forward), jnp.asarray(grid.t), jnp.asarray(grid.strike),
+            jnp.asarray(grid.mid_iv), jnp.sqrt(jnp.asarray(weight)), jnp.asarray(mask),
+            jnp.asarray(atm_w), jnp.asarray(grid.is_call))  # fmt: skip
+    u, status, steps = _SOLVERS[key](u0, data)
+    fitted = spec.from_unconstrained(u)
+    status = np.asarray(status).astype(int)
+    finite = np.isfinite(np.asarray(u)).all(axis=-1)
+    status = np.where(finite, status, int(CalibrationStatus.NON_FINITE))
+    result = _result(fitted, grid, status, np.asarray(steps))
+    if throw and not result.ok:
+        failed = [f"{e:%Y-%m-%d}: {CalibrationStatus(int(s)).meaning}"
+                  for e, s in zip(grid.expiries, status, strict=True) if s != 0]  # fmt: skip
+        raise CalibrationError(f"{model_type.__name__} calibration failed on "
+                               f"{len(failed)} slice(s): " + "; ".join(failed), result)  # fmt: skip
+    return result
+
+
+def _result(model, grid: IVGrid, status, steps) -> Calibration:
+    mask = grid.mask
+    model_iv = np.where(mask, np.asarray(model.implied_vol(grid.forward, grid.strike, grid.t)),
+                        np.nan)  # fmt: skip
+    residuals = model_iv - np.where(mask, grid.mid_iv, np.nan)
+    inside = (model_iv >= grid.bid_iv) & (model_iv <= grid.ask_iv) & mask
+    count = mask.sum(axis=1)
+    with np.errstate(invalid="ignore"):
+        rmse_by_expiry = np.sqrt(np.nansum(residuals**2, axis=1) / count) / VOL_POINT
+        inside_by_expiry = inside.sum(axis=1) / count
+    return Calibration(
+        model=model,
+        grid=grid,
+        model_iv=model_iv,
+        residuals=residuals,
+        rmse=float(np.sqrt(np.nansum(residuals**2) / mask.sum()) / VOL_POINT),
+        rmse_by_expiry=rmse_by_expiry,
+        inside=float(inside.sum() / mask.sum()),
+        inside_by_expiry=inside_by_expiry,
+        steps=steps,
+        status=status,
+        arbitrage=arbitrage.check(model, grid.forward, grid.t),
+    )
