@@ -3,16 +3,20 @@ first real-data fit (the full per-model table belongs to the models issue)."""
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import volcal as vc
-from volcal import calibrate as calibration_module
 from volcal.calibrate import CalibrationError, CalibrationStatus, calibrate
 from volcal.clean import CleaningReport, IVGrid
 from volcal.models.svi import SVI
 from volcal.sources.files import read_deribit_snapshot
+
+# The module itself (``volcal.calibrate`` the attribute is the function).
+calibration_module = importlib.import_module("volcal.calibrate")
 
 TRUE = SVI(a=np.array([0.004, 0.02, 0.05]), b=np.array([0.05, 0.1, 0.12]),
            rho=np.array([-0.3, -0.2, -0.1]), m=np.array([0.01, 0.02, 0.0]),
