@@ -160,10 +160,10 @@ def _slice_solver(model_type: type[Model], residual: str, loss: str, loss_scale:
     def solve_one(u0, data):
         solution = optx.least_squares(residuals, solver, u0, args=data, throw=False,
                                       max_steps=MAX_STEPS)  # fmt: skip
+        steps = solution.stats["num_steps"]
         success = solution.result == optx.RESULTS.successful
-        max_steps = solution.result == optx.RESULTS.max_steps_reached
-        status = jnp.where(success, 0, jnp.where(max_steps, 1, 2))
-        return solution.value, status, solution.stats["num_steps"]
+        status = jnp.where(success, 0, jnp.where(steps >= MAX_STEPS, 1, 2))
+        return solution.value, status, steps
 
     @eqx.filter_jit
     def solve(u0, data):

@@ -21,7 +21,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from volcal.models.base import Model, SliceSpec
 
@@ -122,15 +121,18 @@ def from_jump_wings(jw: JumpWings, t) -> SVI:
 RHO_MAX = 0.999
 #: Smallest sigma (ATM curvature scale): below it the smile has a kink a quote grid cannot see.
 SIGMA_MIN = 1e-4
-#: Points where Durrleman's g is penalised: over the range volcal.arbitrage checks, spaced as
-#: k = W sinh(c x) / sinh(c) for x uniform in [-1, 1], so they crowd near the money where a
-#: small sigma bends the smile sharply (spacing there ~ W c / (sinh(c) (PENALTY_POINTS - 1))).
-PENALTY_POINTS = 121
-PENALTY_CROWDING = 3.0
+#: Points where Durrleman's g is penalised: PENALTY_POINTS_NEAR uniform in standardised
+#: moneyness k / sqrt(w_ATM) over +-PENALTY_STANDARD_DEVIATIONS (g varies on the scale of the
+#: ATM total vol, which is tiny for short expiries), plus PENALTY_POINTS_FAR uniform over the
+#: whole range volcal.arbitrage checks.
+PENALTY_POINTS_NEAR = 161
+PENALTY_STANDARD_DEVIATIONS = 8.0
+PENALTY_POINTS_FAR = 81
 #: Penalty residual per unit of negative g (residuals are in vol, ~1e-3): 100 makes a g of
 #: -1e-5 cost as much as a 0.1 vol point miss on one quote; the target is g >= PENALTY_MARGIN.
 PENALTY_WEIGHT = 100.0
-PENALTY_MARGIN = 1e-6
+PENALTY_MARGIN = 2e-3
+PENALTY_SMOOTHING = 2e-4
 PARAMETER_NAMES = ("a", "b", "rho", "m", "sigma")
 
 
@@ -147,7 +149,9 @@ def from_unconstrained(u) -> SVI:
 
     ``b = softplus(u1)``, ``rho = RHO_MAX tanh(u2)``, ``m = u3``,
     ``sigma = SIGMA_MIN + softplus(u4)``, and ``a = -b sigma sqrt(1 - rho^2) + softplus(u0)``,
-    so the minimum total variance ``a + b sigma sqrt(1 - rho^2)`` is positive.
+    so the minimum total variance ``a + b sigma sqrt(1 - rho^2)`` is positive. (Raw SVI has a
+    near-degenerate direction -- sigma, -m, -a growing together, the smile tending to a
+    parabola -- along which a solve may creep without converging; the status reports it.)
     """
     u = jnp.asarray(u)
     b = _softplus(u[..., 1])
@@ -197,15 +201,19 @@ def initial_guess(log_moneyness, total_variance, mask) -> SVI:
 
 
 def butterfly_penalty(svi: SVI, atm_total_variance) -> jax.Array:
-    """Residuals ``PENALTY_WEIGHT * max(PENALTY_MARGIN - g(k), 0)`` on ``PENALTY_POINTS``
-    points over the range :func:`volcal.arbitrage.check` inspects; zero where the slice is free
-    of butterfly arbitrage."""
+    """Residuals ``PENALTY_WEIGHT * max(PENALTY_MARGIN - g(k), 0)`` on the penalty points
+    (see the constants above); zero where the slice is free of butterfly arbitrage."""
     from volcal.arbitrage import half_width
 
-    x = jnp.linspace(-1.0, 1.0, PENALTY_POINTS)
-    k = half_width(atm_total_variance) * jnp.sinh(PENALTY_CROWDING * x) / np.sinh(PENALTY_CROWDING)
-    g = svi.durrleman_g(k)
-    return PENALTY_WEIGHT * jnp.maximum(PENALTY_MARGIN - g, 0.0)
+    near = jnp.linspace(-1.0, 1.0, PENALTY_POINTS_NEAR) * (
+        PENALTY_STANDARD_DEVIATIONS * jnp.sqrt(jnp.maximum(atm_total_variance, 0.0))
+    )
+    far = jnp.linspace(-1.0, 1.0, PENALTY_POINTS_FAR) * half_width(atm_total_variance)
+    g = svi.durrleman_g(jnp.concatenate([near, far]))
+    # A softened hinge: smooth where the constraint starts to bind, so Levenberg-Marquardt
+    # sees a continuous Jacobian; it equals the hinge to within PENALTY_SMOOTHING * ln 2.
+    shortfall = (PENALTY_MARGIN - g) / PENALTY_SMOOTHING
+    return PENALTY_WEIGHT * PENALTY_SMOOTHING * jax.nn.softplus(shortfall)
 
 
 SVI.calibration = SliceSpec(
