@@ -99,17 +99,23 @@ def test_failure_is_loud_by_default_and_recorded_on_request(monkeypatch):
         calibrate(SVI, synthetic_grid(), loss="cauchy")
 
 
-def test_a_real_snapshot_fits_inside_the_quotes(shared_data):
-    path = sorted((shared_data / "raw" / "deribit_svcj_snapshots").glob("*.csv"))[-1]
-    grid = vc.clean(read_deribit_snapshot(path), underlying="BTC")
-    result = calibrate(SVI, grid, throw=False)
-    print("\n" + result.summary()[["quotes", "rmse_vol_points", "inside", "steps",
-                                   "status"]].to_string())  # fmt: skip
-    print(
-        f"RMSE {result.rmse:.3f} vol points, inside {result.inside:.1%}; "
-        f"{result.arbitrage.summary()}"
-    )
-    assert result.rmse < 1.0
-    enough = grid.mask.sum(axis=1) >= 8
-    inside = (result.inside_by_expiry * grid.mask.sum(axis=1))[enough].sum()
-    assert inside / grid.mask.sum(axis=1)[enough].sum() >= 0.9
+def test_real_snapshots_raw_svi_without_butterfly_arbitrage(shared_data):
+    """All five Deribit snapshots, BTC and ETH: zero butterfly violations from
+    volcal.arbitrage, and >= 90% of two-sided quotes inside on expiries with >= 8 of them
+    (the models issue's bar for raw SVI)."""
+    lines = []
+    for path in sorted((shared_data / "raw" / "deribit_svcj_snapshots").glob("*.csv")):
+        chain = read_deribit_snapshot(path)
+        for currency in ("BTC", "ETH"):
+            grid = vc.clean(chain, underlying=currency)
+            result = calibrate(SVI, grid, throw=False)
+            count = grid.mask.sum(axis=1)
+            enough = count >= 8
+            inside = (result.inside_by_expiry * count)[enough].sum() / count[enough].sum()
+            lines.append(f"{path.stem[-16:]} {currency}: RMSE {result.rmse:.3f} vp, inside "
+                         f"{inside:.1%}, converged {int((result.status == 0).sum())}/"
+                         f"{len(grid.t)}; {result.arbitrage.summary()}")  # fmt: skip
+            assert result.arbitrage.butterfly.empty, lines[-1]
+            assert inside >= 0.9, lines[-1]
+            assert result.rmse < 1.0, lines[-1]
+    print("\n" + "\n".join(lines))

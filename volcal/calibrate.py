@@ -228,13 +228,14 @@ def calibrate(
     key = (model_type, residual, loss, float(loss_scale))
     if key not in _SOLVERS:
         _SOLVERS[key] = _slice_solver(model_type, residual, loss, loss_scale)
-    data = (jnp.asarray(grid.forward), jnp.asarray(grid.t), jnp.asarray(grid.strike),
-            jnp.asarray(grid.mid_iv), jnp.sqrt(jnp.asarray(weight)), jnp.asarray(mask),
-            jnp.asarray(atm_w), jnp.asarray(grid.is_call))  # fmt: skip
-    u, status, steps = _SOLVERS[key](u0, data)
+    data = (grid.forward, grid.t, grid.strike, grid.mid_iv, np.sqrt(weight), mask, atm_w,
+            grid.is_call)  # fmt: skip
+    n = len(grid.t)
+    u, status, steps = _SOLVERS[key](*_padded(np.asarray(u0), data))
+    u, status, steps = np.asarray(u)[:n], np.asarray(status)[:n], np.asarray(steps)[:n]
     fitted = spec.from_unconstrained(u)
-    status = np.asarray(status).astype(int)
-    finite = np.isfinite(np.asarray(u)).all(axis=-1)
+    status = status.astype(int)
+    finite = np.isfinite(u).all(axis=-1)
     status = np.where(finite, status, int(CalibrationStatus.NON_FINITE))
     result = _result(fitted, grid, status, np.asarray(steps))
     if throw and not result.ok:
@@ -243,6 +244,32 @@ def calibrate(
         raise CalibrationError(f"{model_type.__name__} calibration failed on "
                                f"{len(failed)} slice(s): " + "; ".join(failed), result)  # fmt: skip
     return result
+
+
+#: Slices are padded to a multiple of this many (repeating the last slice) and quotes to a
+#: multiple of QUOTE_BUCKET (masked out), so surfaces of similar size share one compiled solve.
+SLICE_BUCKET = 4
+QUOTE_BUCKET = 16
+
+
+def _padded(u0: np.ndarray, data: tuple) -> tuple:
+    n, width = data[2].shape
+    slices = -(-n // SLICE_BUCKET) * SLICE_BUCKET
+    quotes = -(-width // QUOTE_BUCKET) * QUOTE_BUCKET
+    rows = np.minimum(np.arange(slices), n - 1)
+
+    def pad(array):
+        array = np.asarray(array)[rows]
+        if array.ndim == 2 and quotes > width:
+            # Padded quotes repeat the slice's first quote and are masked out below.
+            array = np.concatenate([array, np.repeat(array[:, :1], quotes - width, axis=1)], axis=1)
+        return jnp.asarray(array)
+
+    padded = [pad(a) for a in data]
+    mask = np.array(padded[5])
+    mask[:, width:] = False
+    padded[5] = jnp.asarray(mask)
+    return jnp.asarray(u0[rows]), tuple(padded)
 
 
 def _result(model, grid: IVGrid, status, steps) -> Calibration:
