@@ -119,3 +119,17 @@ def test_real_snapshots_raw_svi_without_butterfly_arbitrage(shared_data):
             assert inside >= 0.9, lines[-1]
             assert result.rmse < 1.0, lines[-1]
     print("\n" + "\n".join(lines))
+
+
+def test_ssvi_surface_recovers_known_parameters_and_is_arbitrage_free():
+    from volcal.models.ssvi import SSVI
+
+    true = SSVI(theta=np.array([0.004, 0.045, 0.1]), rho=np.asarray(-0.3),
+                eta=np.asarray(1.1), gamma=np.asarray(0.4))  # fmt: skip
+    result = calibrate(SSVI, synthetic_grid(true))
+    assert result.ok and result.arbitrage.ok
+    np.testing.assert_allclose(result.model.theta, true.theta, rtol=1e-6)
+    for name in ("rho", "eta", "gamma"):
+        computed, expected = float(getattr(result.model, name)), float(getattr(true, name))
+        assert abs(computed / expected - 1) <= 1e-6, f"{name}: {computed} vs {expected}"
+    assert {"theta", "rho", "eta", "gamma"} <= set(result.summary().columns)

@@ -28,7 +28,7 @@ import pandas as pd
 from volcal import arbitrage
 from volcal.black import black_price
 from volcal.clean import IVGrid
-from volcal.models.base import Model
+from volcal.models.base import Model, SurfaceSpec
 
 VOL_POINT = 0.01
 #: Solver tolerances on the unconstrained parameters and the cost (optimistix's rtol/atol).
@@ -172,6 +172,36 @@ def _slice_solver(model_type: type[Model], residual: str, loss: str, loss_scale:
     return solve
 
 
+def _surface_solver(model_type: type[Model], residual: str, loss: str, loss_scale: float):
+    spec = model_type.calibration
+
+    def residuals(u, data):
+        forward, t, strike, mid_iv, sqrt_weight, mask, _, is_call = data
+        model = spec.from_unconstrained(u, t)
+        vol = model.implied_vol(forward, strike, t)
+        if residual == "vol":
+            miss = vol - mid_iv
+        else:
+            model_price = black_price(forward[:, None], strike, t[:, None], vol, is_call)
+            mid_price = black_price(forward[:, None], strike, t[:, None], mid_iv, is_call)
+            miss = (model_price - mid_price) / forward[:, None]
+        r = jnp.where(mask, sqrt_weight * miss, 0.0)
+        return _robust(r, loss, loss_scale).reshape(-1)
+
+    solver = optx.LevenbergMarquardt(rtol=RTOL, atol=ATOL)
+
+    @eqx.filter_jit
+    def solve(u0, data):
+        solution = optx.least_squares(residuals, solver, u0, args=data, throw=False,
+                                      max_steps=MAX_STEPS)  # fmt: skip
+        steps = solution.stats["num_steps"]
+        success = solution.result == optx.RESULTS.successful
+        status = jnp.where(success, 0, jnp.where(steps >= MAX_STEPS, 1, 2))
+        return solution.value, status, steps
+
+    return solve
+
+
 _SOLVERS: dict = {}
 
 
@@ -190,8 +220,9 @@ def calibrate(
     Parameters
     ----------
     model : Model class or instance
-        ``SVI`` (a class: start from its initial-guess heuristic) or a calibrated instance
-        (warm start from its parameters; one entry per expiry of ``grid``).
+        ``SVI`` or ``SSVI`` (a class: start from its initial-guess heuristic) or a calibrated
+        instance (warm start from its parameters; one entry per expiry of ``grid``). Slice
+        models are solved per expiry in one vmapped solve; surface models in one solve.
     grid : IVGrid
         From :func:`volcal.clean`.
     residual : {"vol", "price"}
@@ -220,22 +251,36 @@ def calibrate(
     total_variance = grid.mid_iv**2 * grid.t[:, None]
     atm = np.abs(np.where(mask, grid.log_moneyness, np.inf)).argmin(axis=1)
     atm_w = total_variance[np.arange(len(grid.t)), atm]
-    if isinstance(model, type):
-        start = jax.vmap(spec.initial_guess)(grid.log_moneyness, total_variance, mask)
-    else:
-        start = model
-    u0 = spec.to_unconstrained(start)
-    key = (model_type, residual, loss, float(loss_scale))
-    if key not in _SOLVERS:
-        _SOLVERS[key] = _slice_solver(model_type, residual, loss, loss_scale)
     data = (grid.forward, grid.t, grid.strike, grid.mid_iv, np.sqrt(weight), mask, atm_w,
             grid.is_call)  # fmt: skip
     n = len(grid.t)
-    u, status, steps = _SOLVERS[key](*_padded(np.asarray(u0), data))
-    u, status, steps = np.asarray(u)[:n], np.asarray(status)[:n], np.asarray(steps)[:n]
-    fitted = spec.from_unconstrained(u)
+    key = (model_type, residual, loss, float(loss_scale))
+    if isinstance(spec, SurfaceSpec):
+        if isinstance(model, type):
+            start = spec.initial_guess(grid.t, grid.log_moneyness, total_variance, mask)
+        else:
+            start = model
+        if key not in _SOLVERS:
+            _SOLVERS[key] = _surface_solver(model_type, residual, loss, loss_scale)
+        u0 = spec.to_unconstrained(start, grid.t)
+        u, status, steps = _SOLVERS[key](u0, tuple(jnp.asarray(a) for a in data))
+        fitted = spec.from_unconstrained(u, jnp.asarray(grid.t))
+        status = np.full(n, int(status))
+        steps = np.full(n, int(steps))
+        finite = np.full(n, bool(np.isfinite(np.asarray(u)).all()))
+    else:
+        if isinstance(model, type):
+            start = jax.vmap(spec.initial_guess)(grid.log_moneyness, total_variance, mask)
+        else:
+            start = model
+        if key not in _SOLVERS:
+            _SOLVERS[key] = _slice_solver(model_type, residual, loss, loss_scale)
+        u0 = spec.to_unconstrained(start)
+        u, status, steps = _SOLVERS[key](*_padded(np.asarray(u0), data))
+        u, status, steps = np.asarray(u)[:n], np.asarray(status)[:n], np.asarray(steps)[:n]
+        fitted = spec.from_unconstrained(u)
+        finite = np.isfinite(u).all(axis=-1)
     status = status.astype(int)
-    finite = np.isfinite(u).all(axis=-1)
     status = np.where(finite, status, int(CalibrationStatus.NON_FINITE))
     result = _result(fitted, grid, status, np.asarray(steps))
     if throw and not result.ok:

@@ -1,6 +1,7 @@
 """Volatility models: one file per family, each owning its calibration spec (see base.py)."""
 
-from volcal.models.base import Model, SliceSpec
+from volcal.models.base import Model, SliceSpec, SurfaceSpec
+from volcal.models.ssvi import SSVI
 from volcal.models.svi import SVI
 
-__all__ = ["SVI", "Model", "SliceSpec"]
+__all__ = ["SSVI", "SVI", "Model", "SliceSpec", "SurfaceSpec"]

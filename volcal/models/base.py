@@ -42,12 +42,34 @@ class SliceSpec:
     parameter_names: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class SurfaceSpec:
+    """How :func:`volcal.calibrate` fits a surface model: one solve over all expiries.
+
+    Attributes
+    ----------
+    from_unconstrained : callable
+        ``(u, t) -> model`` for the flat unconstrained vector ``u`` and expiries ``t``.
+    to_unconstrained : callable
+        ``(model, t) -> u``.
+    initial_guess : callable
+        ``(t, log_moneyness, total_variance, mask) -> model`` from the whole grid.
+    parameter_names : tuple of str
+        Names reported per surface (arrays per expiry are reported per expiry).
+    """
+
+    from_unconstrained: Callable[[Any, Any], Any]
+    to_unconstrained: Callable[[Any, Any], Any]
+    initial_guess: Callable[..., Any]
+    parameter_names: tuple[str, ...]
+
+
 class Model(eqx.Module):
     """Abstract base of volcal's models (equinox abstract/final pattern).
 
     ``calibration`` (a class attribute) is the model's calibration spec, set in its file."""
 
-    calibration: ClassVar[SliceSpec | None] = None
+    calibration: ClassVar[SliceSpec | SurfaceSpec | None] = None
 
     @abc.abstractmethod
     def implied_vol(self, forward, strike, t) -> jax.Array:
