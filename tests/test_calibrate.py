@@ -133,3 +133,22 @@ def test_ssvi_surface_recovers_known_parameters_and_is_arbitrage_free():
         computed, expected = float(getattr(result.model, name)), float(getattr(true, name))
         assert abs(computed / expected - 1) <= 1e-6, f"{name}: {computed} vs {expected}"
     assert {"theta", "rho", "eta", "gamma"} <= set(result.summary().columns)
+
+
+@pytest.mark.parametrize("expansion", ["hagan", "obloj"])
+def test_sabr_slices_recover_known_parameters(expansion):
+    from volcal.models import SABR
+
+    true = SABR(alpha=np.array([0.6, 0.5, 0.45]), beta=0.5, rho=np.array([-0.2, -0.3, -0.1]),
+                nu=np.array([2.0, 1.0, 0.6]), expansion=expansion)  # fmt: skip
+    result = calibrate(SABR, synthetic_grid(true), fixed={"beta": 0.5, "expansion": expansion})
+    assert result.ok and result.rmse < 1e-8
+    for name in ("alpha", "rho", "nu"):
+        np.testing.assert_allclose(getattr(result.model, name), getattr(true, name), rtol=1e-6,
+                                   err_msg=name)  # fmt: skip
+    with pytest.raises(ValueError, match="beta"):
+        calibrate(SABR, synthetic_grid(true))
+    fixed_rho = calibrate(
+        SABR, synthetic_grid(true), fixed={"beta": 0.5, "rho": -0.25, "expansion": expansion}
+    )
+    np.testing.assert_allclose(fixed_rho.model.rho, -0.25)

@@ -139,12 +139,13 @@ def _robust(residual, loss: str, scale: float):
     return residual * jnp.sqrt(ratio)
 
 
-def _slice_solver(model_type: type[Model], residual: str, loss: str, loss_scale: float):
+def _slice_solver(model_type: type[Model], residual: str, loss: str, loss_scale: float,
+                  settings):  # fmt: skip
     spec = model_type.calibration
 
     def residuals(u, data):
         forward, t, strike, mid_iv, sqrt_weight, mask, atm_w, is_call = data
-        model = spec.from_unconstrained(u)
+        model = spec.from_unconstrained(u, settings)
         vol = model.implied_vol(forward, strike, t)
         if residual == "vol":
             miss = vol - mid_iv
@@ -213,6 +214,7 @@ def calibrate(
     loss: Literal["linear", "soft_l1", "huber"] = "linear",
     loss_scale: float = VOL_POINT,
     weights: np.ndarray | Literal["grid", "uniform"] = "grid",
+    fixed: dict | None = None,
     throw: bool = True,
 ) -> Calibration:
     """Fit ``model`` to ``grid``.
@@ -231,6 +233,9 @@ def calibrate(
         Robust loss, with ``loss_scale`` (decimal vol, default one vol point).
     weights : array ``(expiry, width)``, "grid" or "uniform"
         Quote weights; "grid" uses ``grid.weight`` (inverse IV spread).
+    fixed : dict, optional
+        Parameters held fixed, as the model's spec allows: SABR needs ``{"beta": 0.5}``
+        (unless warm-started) and may fix ``rho``/``nu`` and choose ``expansion``.
     throw : bool
         Raise :class:`CalibrationError` when a slice does not converge (default); with
         ``throw=False`` the failure is recorded in ``status``.
@@ -269,16 +274,20 @@ def calibrate(
         steps = np.full(n, int(steps))
         finite = np.full(n, bool(np.isfinite(np.asarray(u)).all()))
     else:
+        settings = spec.settings(None if isinstance(model, type) else model, fixed or {})
         if isinstance(model, type):
-            start = jax.vmap(spec.initial_guess)(grid.log_moneyness, total_variance, mask)
+            start = jax.vmap(spec.initial_guess, in_axes=(0, 0, 0, 0, 0, 0, None))(
+                grid.forward, grid.t, grid.strike, grid.mid_iv, weight, mask, settings
+            )
         else:
             start = model
+        key = (*key, settings)
         if key not in _SOLVERS:
-            _SOLVERS[key] = _slice_solver(model_type, residual, loss, loss_scale)
-        u0 = spec.to_unconstrained(start)
+            _SOLVERS[key] = _slice_solver(model_type, residual, loss, loss_scale, settings)
+        u0 = spec.to_unconstrained(start, settings)
         u, status, steps = _SOLVERS[key](*_padded(np.asarray(u0), data))
         u, status, steps = np.asarray(u)[:n], np.asarray(status)[:n], np.asarray(steps)[:n]
-        fitted = spec.from_unconstrained(u)
+        fitted = spec.from_unconstrained(u, settings)
         finite = np.isfinite(u).all(axis=-1)
     status = status.astype(int)
     status = np.where(finite, status, int(CalibrationStatus.NON_FINITE))

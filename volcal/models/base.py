@@ -23,20 +23,29 @@ import jax
 class SliceSpec:
     """How :func:`volcal.calibrate` fits a slice model: one independent solve per expiry.
 
+    ``settings`` is a hashable value the spec derives from the user's choices (e.g. SABR's
+    fixed beta and expansion) by ``settings(model_or_none, fixed)``; every other function
+    receives it.
+
     Attributes
     ----------
+    settings : callable
+        ``(model instance or None, fixed: dict) -> hashable``; raises ``ValueError`` for
+        choices the model does not accept.
     from_unconstrained, to_unconstrained : callables
-        The bijection ``u[..., n] <-> model`` (batched over slices).
+        The bijection ``(u[..., n], settings) -> model`` and ``(model, settings) -> u``
+        (batched over slices).
     initial_guess : callable
-        ``(log_moneyness, total_variance, mask) -> model`` for one slice.
+        ``(forward, t, strike, mid_iv, weight, mask, settings) -> model`` for one slice.
     penalty : callable
         ``(model_slice, atm_total_variance) -> residuals`` added to the fit (e.g. butterfly
-        exclusion); a fixed-length array.
+        exclusion); a fixed-length array, possibly empty.
     parameter_names : tuple of str
     """
 
-    from_unconstrained: Callable[[Any], Any]
-    to_unconstrained: Callable[[Any], Any]
+    settings: Callable[[Any, dict], Any]
+    from_unconstrained: Callable[[Any, Any], Any]
+    to_unconstrained: Callable[[Any, Any], Any]
     initial_guess: Callable[..., Any]
     penalty: Callable[..., Any]
     parameter_names: tuple[str, ...]

@@ -46,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from volcal.models.base import Model
+from volcal.models.base import Model, SliceSpec
 
 Expansion = Literal["hagan", "obloj"]
 #: The implied-vol expansions :class:`SABR` knows.
@@ -539,3 +539,58 @@ def _initial_guess(forward, strike, t, vol, weight, beta, rho, nu):
     # A cubic without a nearby positive root (extreme t nu^2) keeps the leading order.
     alpha = jnp.where(jnp.isfinite(alpha) & (alpha > 0.0), alpha, leading_order)
     return alpha, rho_guess, nu_guess
+
+
+def _spec_settings(model: SABR | None, fixed: dict) -> tuple:
+    """``(beta, expansion, ((name, value), ...))`` from a model instance and/or ``fixed``.
+
+    A SABR fit needs ``beta``: from ``fixed={"beta": 0.5}`` or from a warm-start model;
+    ``fixed`` may also hold ``rho`` and/or ``nu`` (values, or None to keep the model's) and
+    ``expansion``."""
+    fixed = dict(fixed)
+    expansion = fixed.pop("expansion", None) or (model.expansion if model is not None
+                                                 else "hagan")  # fmt: skip
+    if "beta" in fixed:
+        beta = float(fixed.pop("beta"))
+    elif model is not None:
+        beta = float(np.asarray(model.beta).reshape(-1)[0])
+    else:
+        raise ValueError("a SABR calibration needs beta: calibrate(SABR, grid, "
+                         "fixed={'beta': 0.5}) or a model to start from")  # fmt: skip
+    free_parameters(fixed)  # validates the names
+    values = []
+    for name in sorted(fixed):
+        value = fixed[name]
+        if value is None:
+            if model is None:
+                raise ValueError(f"fixed {name!r} needs a value or a model to take it from")
+            value = float(np.asarray(getattr(model, name)).reshape(-1)[0])
+        values.append((name, float(value)))
+    return beta, expansion, tuple(values)
+
+
+def _spec_template(settings) -> SABR:
+    beta, expansion, values = settings
+    fixed = dict(values)
+    return SABR(alpha=1.0, beta=beta, rho=fixed.get("rho", 0.0), nu=fixed.get("nu", 0.5),
+                expansion=expansion)  # fmt: skip
+
+
+def _spec_initial_guess(forward, t, strike, mid_iv, weight, mask, settings) -> SABR:
+    beta, expansion, values = settings
+    fixed = dict(values)
+    return initial_guess(forward, strike, t, mid_iv, beta=beta,
+                         weight=jnp.where(mask, weight, 0.0), rho=fixed.get("rho"),
+                         nu=fixed.get("nu"), expansion=expansion)  # fmt: skip
+
+
+SABR.calibration = SliceSpec(
+    settings=_spec_settings,
+    from_unconstrained=lambda u, settings: from_unconstrained(
+        u, _spec_template(settings), fixed=dict(settings[2])
+    ),
+    to_unconstrained=lambda model, settings: to_unconstrained(model, fixed=dict(settings[2])),
+    initial_guess=_spec_initial_guess,
+    penalty=lambda model, atm_total_variance: jnp.zeros(0),
+    parameter_names=("alpha", "beta", "rho", "nu"),
+)

@@ -216,10 +216,22 @@ def butterfly_penalty(svi: SVI, atm_total_variance) -> jax.Array:
     return PENALTY_WEIGHT * PENALTY_SMOOTHING * jax.nn.softplus(shortfall)
 
 
+def _settings(model, fixed: dict) -> None:
+    if fixed:
+        raise ValueError(f"raw SVI fits all five parameters; cannot fix {sorted(fixed)}")
+    return None
+
+
+def _initial_guess(forward, t, strike, mid_iv, weight, mask, settings) -> SVI:
+    del weight, settings
+    return initial_guess(jnp.log(strike / forward), mid_iv**2 * t, mask)
+
+
 SVI.calibration = SliceSpec(
-    from_unconstrained=from_unconstrained,
-    to_unconstrained=to_unconstrained,
-    initial_guess=initial_guess,
+    settings=_settings,
+    from_unconstrained=lambda u, settings: from_unconstrained(u),
+    to_unconstrained=lambda model, settings: to_unconstrained(model),
+    initial_guess=_initial_guess,
     penalty=butterfly_penalty,
     parameter_names=PARAMETER_NAMES,
 )
