@@ -15,7 +15,7 @@ above), so least squares minimises ``sum rho`` as in scipy's ``least_squares``.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import equinox as eqx
@@ -103,6 +103,9 @@ class Calibration:
     steps: np.ndarray
     status: np.ndarray
     arbitrage: arbitrage.ArbitrageReport
+    #: How the fit was made (residual, loss, loss_scale, settings, weight), for
+    #: :func:`parameter_sensitivities`.
+    setup: dict = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -139,8 +142,9 @@ def _robust(residual, loss: str, scale: float):
     return residual * jnp.sqrt(ratio)
 
 
-def _slice_solver(model_type: type[Model], residual: str, loss: str, loss_scale: float,
-                  settings):  # fmt: skip
+def _slice_residuals(model_type: type[Model], residual: str, loss: str, loss_scale: float,
+                     settings):  # fmt: skip
+    """The residual function ``(u, data) -> r`` of one slice."""
     spec = model_type.calibration
 
     def residuals(u, data):
@@ -156,6 +160,12 @@ def _slice_solver(model_type: type[Model], residual: str, loss: str, loss_scale:
         r = jnp.where(mask, sqrt_weight * miss, 0.0)
         return jnp.concatenate([_robust(r, loss, loss_scale), spec.penalty(model, atm_w)])
 
+    return residuals
+
+
+def _slice_solver(model_type: type[Model], residual: str, loss: str, loss_scale: float,
+                  settings):  # fmt: skip
+    residuals = _slice_residuals(model_type, residual, loss, loss_scale, settings)
     solver = optx.LevenbergMarquardt(rtol=RTOL, atol=ATOL)
 
     def solve_one(u0, data):
@@ -292,6 +302,10 @@ def calibrate(
     status = status.astype(int)
     status = np.where(finite, status, int(CalibrationStatus.NON_FINITE))
     result = _result(fitted, grid, status, np.asarray(steps))
+    result = replace(result, setup={
+        "residual": residual, "loss": loss, "loss_scale": float(loss_scale), "weight": weight,
+        "settings": None if isinstance(spec, SurfaceSpec) else settings,
+    })  # fmt: skip
     if throw and not result.ok:
         failed = [f"{e:%Y-%m-%d}: {CalibrationStatus(int(s)).meaning}"
                   for e, s in zip(grid.expiries, status, strict=True) if s != 0]  # fmt: skip
@@ -349,3 +363,51 @@ def _result(model, grid: IVGrid, status, steps) -> Calibration:
         status=status,
         arbitrage=arbitrage.check(model, grid.forward, grid.t),
     )
+
+
+def parameter_sensitivities(calibration: Calibration) -> np.ndarray:
+    """Derivatives of the calibrated parameters with respect to the input mid vols.
+
+    Implicit differentiation through the least-squares solve (optimistix's implicit adjoint:
+    at the optimum ``J^T r = 0``, so ``du/dsigma_mid`` solves a linear system with the
+    Jacobian of ``J^T r``), started at the calibrated solution; then the chain rule through
+    the model's bijection.
+
+    Returns
+    -------
+    ndarray ``(expiry, parameter, width)``
+        Slice models: ``d p_i / d sigma_mid_j`` within each expiry (other expiries do not
+        move a slice's parameters), parameters in ``parameter_names`` order, zero at padding.
+        Only slice models; a surface model raises ``TypeError``.
+    """
+    model_type = type(calibration.model)
+    spec = model_type.calibration
+    if isinstance(spec, SurfaceSpec):
+        raise TypeError(f"parameter_sensitivities covers slice models; {model_type.__name__} "
+                        "is a surface model")  # fmt: skip
+    setup = calibration.setup
+    grid = calibration.grid
+    settings = setup["settings"]
+    residuals = _slice_residuals(model_type, setup["residual"], setup["loss"],
+                                 setup["loss_scale"], settings)  # fmt: skip
+    solver = optx.LevenbergMarquardt(rtol=RTOL, atol=ATOL)
+    mask = grid.mask
+    total_variance = grid.mid_iv**2 * grid.t[:, None]
+    atm = np.abs(np.where(mask, grid.log_moneyness, np.inf)).argmin(axis=1)
+    atm_w = total_variance[np.arange(len(grid.t)), atm]
+    u_star = spec.to_unconstrained(calibration.model, settings)
+    names = spec.parameter_names
+
+    def parameters(mid_iv, u0, forward, t, strike, sqrt_weight, mask, atm_w, is_call):
+        data = (forward, t, strike, mid_iv, sqrt_weight, mask, atm_w, is_call)
+        solution = optx.least_squares(residuals, solver, u0, args=data, throw=False,
+                                      max_steps=MAX_STEPS)  # fmt: skip
+        model = spec.from_unconstrained(solution.value, settings)
+        return jnp.stack([jnp.asarray(getattr(model, name), dtype=float) for name in names])
+
+    jacobian = jax.jit(jax.vmap(jax.jacfwd(parameters)))(
+        jnp.asarray(grid.mid_iv), jnp.asarray(u_star), jnp.asarray(grid.forward),
+        jnp.asarray(grid.t), jnp.asarray(grid.strike), jnp.sqrt(jnp.asarray(setup["weight"])),
+        jnp.asarray(mask), jnp.asarray(atm_w), jnp.asarray(grid.is_call),
+    )  # fmt: skip
+    return np.where(mask[:, None, :], np.asarray(jacobian), 0.0)
