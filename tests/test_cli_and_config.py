@@ -29,6 +29,9 @@ def test_demo_cleans_the_demo_chain():
     assert result.exit_code == 0, result.output
     assert "input rows" in result.output and "kept" in result.output
     assert "2026-12-25" in result.output
+    # The demo surface is an arbitrage-free SSVI: every model's fit is listed.
+    for model in ("raw SVI", "SSVI", "SABR"):
+        assert model in result.output
 
 
 def test_clean_command_on_a_real_snapshot(shared_data):

@@ -69,6 +69,31 @@ def demo(
     elapsed = time.perf_counter() - started
     _print_grid(grid, truth=True)
     console.print(f"chain generated and cleaned in {elapsed:.2f} s")
+    _print_fits(grid)
+
+
+def _print_fits(grid) -> None:
+    """Calibrate each model to the grid and print one line per model."""
+    import volcal as vc
+
+    candidates = {
+        "raw SVI": (vc.models.SVI, {}),
+        "SSVI": (vc.models.SSVI, {}),
+        "SABR (beta 1, Obloj)": (vc.models.SABR, {"fixed": {"beta": 1.0,
+                                                            "expansion": "obloj"}}),
+    }  # fmt: skip
+    table = Table(title="calibrations (mid IV, vol residuals)")
+    for column in ("model", "RMSE (vol points)", "inside bid/ask", "converged", "arbitrage",
+                   "seconds"):  # fmt: skip
+        table.add_column(column, justify="right")
+    for name, (model, options) in candidates.items():
+        started = time.perf_counter()
+        fit = vc.calibrate(model, grid, throw=False, **options)
+        elapsed = time.perf_counter() - started
+        table.add_row(name, f"{fit.rmse:.3f}", f"{fit.inside:.1%}",
+                      f"{int((fit.status == 0).sum())}/{len(fit.status)}",
+                      fit.arbitrage.summary()[:40], f"{elapsed:.2f}")  # fmt: skip
+    console.print(table)
 
 
 @app.command("clean")
