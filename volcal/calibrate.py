@@ -142,23 +142,40 @@ def _robust(residual, loss: str, scale: float):
     return residual * jnp.sqrt(ratio)
 
 
+def _weighted_miss(model, data, residual: str, loss: str, loss_scale: float):
+    """Robust weighted residuals of ``model`` against the mid vols of ``data`` (slice or
+    surface arrays: ``forward`` and ``t`` per slice, quotes on the last axis)."""
+    forward, t, strike, mid_iv, sqrt_weight, mask = data[:6]
+    is_call = data[7]
+    vol = model.implied_vol(forward, strike, t)
+    if residual == "vol":
+        miss = vol - mid_iv
+    else:
+        f, tt = jnp.expand_dims(forward, -1), jnp.expand_dims(t, -1)
+        miss = (black_price(f, strike, tt, vol, is_call)
+                - black_price(f, strike, tt, mid_iv, is_call)) / f  # fmt: skip
+    return _robust(jnp.where(mask, sqrt_weight * miss, 0.0), loss, loss_scale)
+
+
+def _least_squares(residuals, u0, data):
+    """Levenberg-Marquardt; returns (solution, CalibrationStatus code, steps)."""
+    solution = optx.least_squares(residuals, optx.LevenbergMarquardt(rtol=RTOL, atol=ATOL), u0,
+                                  args=data, throw=False, max_steps=MAX_STEPS)  # fmt: skip
+    steps = solution.stats["num_steps"]
+    success = solution.result == optx.RESULTS.successful
+    status = jnp.where(success, 0, jnp.where(steps >= MAX_STEPS, 1, 2))
+    return solution.value, status, steps
+
+
 def _slice_residuals(model_type: type[Model], residual: str, loss: str, loss_scale: float,
                      settings):  # fmt: skip
-    """The residual function ``(u, data) -> r`` of one slice."""
+    """The residual function ``(u, data) -> r`` of one slice: quotes, then the spec's penalty."""
     spec = model_type.calibration
 
     def residuals(u, data):
-        forward, t, strike, mid_iv, sqrt_weight, mask, atm_w, is_call = data
         model = spec.from_unconstrained(u, settings)
-        vol = model.implied_vol(forward, strike, t)
-        if residual == "vol":
-            miss = vol - mid_iv
-        else:
-            model_price = black_price(forward, strike, t, vol, is_call)
-            mid_price = black_price(forward, strike, t, mid_iv, is_call)
-            miss = (model_price - mid_price) / forward
-        r = jnp.where(mask, sqrt_weight * miss, 0.0)
-        return jnp.concatenate([_robust(r, loss, loss_scale), spec.penalty(model, atm_w)])
+        fit = _weighted_miss(model, data, residual, loss, loss_scale)
+        return jnp.concatenate([fit, spec.penalty(model, data[6])])
 
     return residuals
 
@@ -166,19 +183,10 @@ def _slice_residuals(model_type: type[Model], residual: str, loss: str, loss_sca
 def _slice_solver(model_type: type[Model], residual: str, loss: str, loss_scale: float,
                   settings):  # fmt: skip
     residuals = _slice_residuals(model_type, residual, loss, loss_scale, settings)
-    solver = optx.LevenbergMarquardt(rtol=RTOL, atol=ATOL)
-
-    def solve_one(u0, data):
-        solution = optx.least_squares(residuals, solver, u0, args=data, throw=False,
-                                      max_steps=MAX_STEPS)  # fmt: skip
-        steps = solution.stats["num_steps"]
-        success = solution.result == optx.RESULTS.successful
-        status = jnp.where(success, 0, jnp.where(steps >= MAX_STEPS, 1, 2))
-        return solution.value, status, steps
 
     @eqx.filter_jit
     def solve(u0, data):
-        return jax.vmap(solve_one)(u0, data)
+        return jax.vmap(lambda u, d: _least_squares(residuals, u, d))(u0, data)
 
     return solve
 
@@ -187,28 +195,12 @@ def _surface_solver(model_type: type[Model], residual: str, loss: str, loss_scal
     spec = model_type.calibration
 
     def residuals(u, data):
-        forward, t, strike, mid_iv, sqrt_weight, mask, _, is_call = data
-        model = spec.from_unconstrained(u, t)
-        vol = model.implied_vol(forward, strike, t)
-        if residual == "vol":
-            miss = vol - mid_iv
-        else:
-            model_price = black_price(forward[:, None], strike, t[:, None], vol, is_call)
-            mid_price = black_price(forward[:, None], strike, t[:, None], mid_iv, is_call)
-            miss = (model_price - mid_price) / forward[:, None]
-        r = jnp.where(mask, sqrt_weight * miss, 0.0)
-        return _robust(r, loss, loss_scale).reshape(-1)
-
-    solver = optx.LevenbergMarquardt(rtol=RTOL, atol=ATOL)
+        model = spec.from_unconstrained(u, data[1])
+        return _weighted_miss(model, data, residual, loss, loss_scale).reshape(-1)
 
     @eqx.filter_jit
     def solve(u0, data):
-        solution = optx.least_squares(residuals, solver, u0, args=data, throw=False,
-                                      max_steps=MAX_STEPS)  # fmt: skip
-        steps = solution.stats["num_steps"]
-        success = solution.result == optx.RESULTS.successful
-        status = jnp.where(success, 0, jnp.where(steps >= MAX_STEPS, 1, 2))
-        return solution.value, status, steps
+        return _least_squares(residuals, u0, data)
 
     return solve
 
@@ -390,7 +382,6 @@ def parameter_sensitivities(calibration: Calibration) -> np.ndarray:
     settings = setup["settings"]
     residuals = _slice_residuals(model_type, setup["residual"], setup["loss"],
                                  setup["loss_scale"], settings)  # fmt: skip
-    solver = optx.LevenbergMarquardt(rtol=RTOL, atol=ATOL)
     mask = grid.mask
     total_variance = grid.mid_iv**2 * grid.t[:, None]
     atm = np.abs(np.where(mask, grid.log_moneyness, np.inf)).argmin(axis=1)
@@ -400,9 +391,8 @@ def parameter_sensitivities(calibration: Calibration) -> np.ndarray:
 
     def parameters(mid_iv, u0, forward, t, strike, sqrt_weight, mask, atm_w, is_call):
         data = (forward, t, strike, mid_iv, sqrt_weight, mask, atm_w, is_call)
-        solution = optx.least_squares(residuals, solver, u0, args=data, throw=False,
-                                      max_steps=MAX_STEPS)  # fmt: skip
-        model = spec.from_unconstrained(solution.value, settings)
+        u, _, _ = _least_squares(residuals, u0, data)
+        model = spec.from_unconstrained(u, settings)
         return jnp.stack([jnp.asarray(getattr(model, name), dtype=float) for name in names])
 
     jacobian = jax.jit(jax.vmap(jax.jacfwd(parameters)))(
