@@ -66,7 +66,7 @@ def main() -> None:
                 "surface": name, "model": label, "quotes": int(count.sum()),
                 "RMSE (vp)": result.rmse, "inside": result.inside,
                 "inside, expiries >= 8 quotes": inside8,
-                "converged": f"{int((result.status == 0).sum())}/{len(count)}",
+                "converged": f"{int(result.ok_by_expiry.sum())}/{len(count)}",
                 "butterfly slices": result.arbitrage.butterfly["slice"].nunique(),
                 "calendar pairs": result.arbitrage.calendar["slice"].nunique(),
                 "seconds (incl. compile)": elapsed,

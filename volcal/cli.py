@@ -91,7 +91,7 @@ def _print_fits(grid) -> None:
         fit = vc.calibrate(model, grid, throw=False, **options)
         elapsed = time.perf_counter() - started
         table.add_row(name, f"{fit.rmse:.3f}", f"{fit.inside:.1%}",
-                      f"{int((fit.status == 0).sum())}/{len(fit.status)}",
+                      f"{int(fit.ok_by_expiry.sum())}/{len(fit.status)}",
                       fit.arbitrage.summary()[:40], f"{elapsed:.2f}")  # fmt: skip
     console.print(table)
 

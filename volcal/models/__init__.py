@@ -1,8 +1,17 @@
-"""Volatility models: one file per family, each owning its calibration spec (see base.py)."""
+"""Volatility models: one file per family, each owning its calibration spec (see base.py).
+
+``PUBLISHED_MODEL`` (eSSVI) is the model the refresh job publishes by default: free of
+butterfly and calendar arbitrage by construction, and close to raw SVI's fit quality.
+"""
 
 from volcal.models.base import Model, SliceSpec, SurfaceSpec
+from volcal.models.essvi import ESSVI
+from volcal.models.heston import Heston
 from volcal.models.sabr import SABR
 from volcal.models.ssvi import SSVI
 from volcal.models.svi import SVI
 
-__all__ = ["SABR", "SSVI", "SVI", "Model", "SliceSpec", "SurfaceSpec"]
+PUBLISHED_MODEL = ESSVI
+
+__all__ = ["ESSVI", "PUBLISHED_MODEL", "SABR", "SSVI", "SVI", "Heston", "Model", "SliceSpec",
+           "SurfaceSpec"]
