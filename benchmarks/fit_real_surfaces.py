@@ -16,15 +16,17 @@ import pandas as pd
 
 import volcal as vc
 from volcal.calibrate import calibrate
-from volcal.models import SABR, SSVI, SVI
+from volcal.models import ESSVI, SABR, SSVI, SVI, Heston
 from volcal.sources.files import read_cboe_quotes, read_deribit_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VOLCAL_SHARED_DATA", ROOT.parent / "shared" / "data"))
 MODELS = {
+    "eSSVI (published)": (ESSVI, {}),
     "raw SVI": (SVI, {}),
     "SSVI (power law)": (SSVI, {}),
     "SABR beta=1 (Obloj)": (SABR, {"fixed": {"beta": 1.0, "expansion": "obloj"}}),
+    "Heston": (Heston, {}),
 }
 
 

@@ -30,7 +30,7 @@ def test_demo_cleans_the_demo_chain():
     assert "input rows" in result.output and "kept" in result.output
     assert "2026-12-25" in result.output
     # The demo surface is an arbitrage-free SSVI: every model's fit is listed.
-    for model in ("raw SVI", "SSVI", "SABR"):
+    for model in ("eSSVI", "raw SVI", "SSVI", "SABR", "Heston"):
         assert model in result.output
 
 

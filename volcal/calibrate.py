@@ -31,6 +31,8 @@ from volcal.clean import IVGrid
 from volcal.models.base import Model, SurfaceSpec
 
 VOL_POINT = 0.01
+#: Residual (decimal vol) of a quote whose model price has no implied vol at a trial point.
+NO_VOL_RESIDUAL = 1.0
 #: Solver tolerances on the unconstrained parameters and the cost (optimistix's rtol/atol).
 RTOL = 1e-10
 ATOL = 1e-12
@@ -40,8 +42,11 @@ MAX_STEPS = 400
 #: parameter pressed against its constraint (its unconstrained coordinate drifting towards
 #: infinity, which the step-size test never accepts): status CONSTRAINT_ACTIVE. 1e-6 of the
 #: cost is a relative change of 5e-7 in the RMSE, far below any quote's spread.
+#: A fit whose weighted residuals have fallen below STALL_RESIDUAL in root mean square is final
+#: too (an exact fit approached along a constraint, e.g. vol of variance -> 0 on a flat smile).
 STALL_STEPS = 10
 STALL_RTOL = 1e-6
+STALL_RESIDUAL = 1e-8
 
 
 class CalibrationStatus(enum.IntEnum):
@@ -168,7 +173,11 @@ def _weighted_miss(model, data, residual: str, loss: str, loss_scale: float):
     surface arrays: ``forward`` and ``t`` per slice, quotes on the last axis)."""
     forward, t, strike, mid_iv, sqrt_weight, mask = data[:6]
     is_call = data[7]
-    vol = model.implied_vol(forward, strike, t)
+    vol = model.calibration_vol(forward, strike, t)
+    # A price with no implied vol (outside the no-arbitrage bounds, from a pricer's rounding at
+    # extreme trial parameters) costs NO_VOL_RESIDUAL, so the solver rejects the step rather
+    # than failing on a NaN.
+    vol = jnp.where(jnp.isfinite(vol), vol, mid_iv + NO_VOL_RESIDUAL)
     if residual == "vol":
         miss = vol - mid_iv
     else:
@@ -254,7 +263,10 @@ def _finish_stalled(solve_more, u, status, steps, cost, data):
         return u, status, steps
     u2, _, steps2, cost2 = solve_more(jnp.asarray(u), data)
     cost, cost2 = np.asarray(cost), np.asarray(cost2)
-    final = stalled & (cost2 >= cost * (1.0 - STALL_RTOL))
+    quotes = np.asarray(data[5]).sum(axis=-1)
+    quotes = quotes.sum() if np.ndim(stalled) == 0 else quotes
+    exact = cost2 <= 0.5 * quotes * STALL_RESIDUAL**2
+    final = stalled & ((cost2 >= cost * (1.0 - STALL_RTOL)) | exact)
     status = np.where(final, int(CalibrationStatus.CONSTRAINT_ACTIVE), status)
     take = stalled[..., None] if np.ndim(u) > np.ndim(stalled) else stalled
     u = np.where(take, np.asarray(u2), np.asarray(u))

@@ -77,10 +77,12 @@ def _print_fits(grid) -> None:
     import volcal as vc
 
     candidates = {
+        "eSSVI (published)": (vc.models.ESSVI, {}),
         "raw SVI": (vc.models.SVI, {}),
         "SSVI": (vc.models.SSVI, {}),
         "SABR (beta 1, Obloj)": (vc.models.SABR, {"fixed": {"beta": 1.0,
                                                             "expansion": "obloj"}}),
+        "Heston": (vc.models.Heston, {}),
     }  # fmt: skip
     table = Table(title="calibrations (mid IV, vol residuals)")
     for column in ("model", "RMSE (vol points)", "inside bid/ask", "converged", "arbitrage",

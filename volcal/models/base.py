@@ -84,3 +84,9 @@ class Model(eqx.Module):
     def implied_vol(self, forward, strike, t) -> jax.Array:
         """Black-76 implied vol (decimal) of the model at ``strike`` for expiry ``t`` (years)
         on ``forward``; arguments broadcast."""
+
+    def calibration_vol(self, forward, strike, t) -> jax.Array:
+        """The implied vol :func:`volcal.calibrate` fits inside its solve: by default
+        :meth:`implied_vol`; a model with a faster, documented approximation overrides it
+        (the reported model IVs always come from :meth:`implied_vol`)."""
+        return self.implied_vol(forward, strike, t)
