@@ -22,7 +22,7 @@ SMILE_SETS = {
     "fang_oosterlee": (
         "typical",
         Heston(v0=0.0175, kappa=1.5768, theta=0.0398, xi=0.5751, rho=-0.5711),
-    ),  # fmt: skip
+    ),
     "rho_-0.95": ("hard", Heston(v0=0.04, kappa=2.0, theta=0.04, xi=0.8, rho=-0.95)),
     "tiny_v0": ("hard", Heston(v0=0.0025, kappa=1.0, theta=0.01, xi=1.0, rho=-0.3)),
 }

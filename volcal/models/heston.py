@@ -528,7 +528,7 @@ def heston_smile_prices(
     more.
     """
     fields = tuple(jnp.asarray(getattr(params, n), jnp.float64) for n in PARAMETER_NAMES)
-    v0, kappa, theta, xi, rho = fields
+    v0, kappa, theta = fields[:3]
     forward = jnp.asarray(forward, jnp.float64)
     t = jnp.asarray(t, jnp.float64)
     strike = jnp.asarray(strike, jnp.float64)
