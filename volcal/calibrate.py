@@ -286,6 +286,7 @@ def calibrate(
     loss_scale: float = VOL_POINT,
     weights: np.ndarray | Literal["grid", "uniform"] = "grid",
     fixed: dict | None = None,
+    calendar: Literal["report", "repair"] = "report",
     throw: bool = True,
 ) -> Calibration:
     """Fit ``model`` to ``grid``.
@@ -307,6 +308,11 @@ def calibrate(
     fixed : dict, optional
         Parameters held fixed, as the model's spec allows: SABR needs ``{"beta": 0.5}``
         (unless warm-started) and may fix ``rho``/``nu`` and choose ``expansion``.
+    calendar : {"report", "repair"}
+        Slice models: calendar conflicts between neighbouring slices are always reported in
+        ``arbitrage``; "repair" adds a second, sequential pass that refits each conflicting
+        slice (in expiry order, against the already repaired slice before it) with a penalty
+        on total variance falling below the previous slice's (:func:`_repair_calendar`).
     throw : bool
         Raise :class:`CalibrationError` when a slice does not converge (default); with
         ``throw=False`` the failure is recorded in ``status``.
@@ -317,6 +323,8 @@ def calibrate(
         raise TypeError(f"{model_type.__name__} has no calibration spec")
     if residual not in ("vol", "price"):
         raise ValueError(f"residual must be 'vol' or 'price', not {residual!r}")
+    if calendar not in ("report", "repair"):
+        raise ValueError(f"calendar must be 'report' or 'repair', not {calendar!r}")
     if loss not in ("linear", "soft_l1", "huber"):
         raise ValueError(f"loss must be 'linear', 'soft_l1' or 'huber', not {loss!r}")
     if isinstance(weights, str):
@@ -361,6 +369,8 @@ def calibrate(
         u, status, steps = _finish_stalled(_solver(False, key, STALL_STEPS), u, status, steps,
                                            cost, padded)  # fmt: skip
         u, status, steps = np.asarray(u)[:n], np.asarray(status)[:n], np.asarray(steps)[:n]
+        if calendar == "repair":
+            u, status, steps = _repair_calendar(key, u, status, steps, data)
         fitted = spec.from_unconstrained(u, settings)
         finite = np.isfinite(u).all(axis=-1)
     status = status.astype(int)
@@ -377,6 +387,83 @@ def calibrate(
         raise CalibrationError(f"{model_type.__name__} calibration failed on "
                                f"{len(failed)} slice(s): " + "; ".join(failed), result)  # fmt: skip
     return result
+
+
+#: Calendar repair (``calibrate(..., calendar="repair")``): the refitted slice's total variance
+#: must exceed the previous slice's by CALENDAR_MARGIN (in vol at the later expiry; five times
+#: the hinge's smoothing, so the softened hinge is all but zero once it holds) at CALENDAR_POINTS
+#: log-moneyness points spanning the wider of the two slices' arbitrage-check grids, plus as
+#: many within PENALTY_STANDARD_DEVIATIONS ATM deviations of the earlier slice (where the
+#: slices are closest); each point's shortfall, divided by 2 sqrt(w t) to be in vol, enters
+#: as a residual times CALENDAR_WEIGHT (a 1e-4 vol shortfall then costs as much as a one vol
+#: point miss on one quote), through the same softened hinge as SVI's butterfly penalty.
+CALENDAR_POINTS = 161
+CALENDAR_MARGIN = 5e-6
+CALENDAR_WEIGHT = 100.0
+CALENDAR_SMOOTHING = 1e-6
+CALENDAR_NEAR_STANDARD_DEVIATIONS = 8.0
+
+
+def _repair_solver(key: tuple):
+    full_key = ("repair", *key)
+    if full_key in _SOLVERS:
+        return _SOLVERS[full_key]
+    model_type, residual, loss, loss_scale, settings = key
+    spec = model_type.calibration
+    base = _slice_residuals(model_type, residual, loss, loss_scale, settings)
+
+    def residuals(u, args):
+        data, u_prev, f_prev, t_prev, k = args
+        forward, t = data[0], data[1]
+        model = spec.from_unconstrained(u, settings)
+        previous = spec.from_unconstrained(u_prev, settings)
+        w = model.implied_vol(forward, forward * jnp.exp(k), t).reshape(-1) ** 2 * t
+        w_prev = (previous.implied_vol(f_prev, f_prev * jnp.exp(k), t_prev).reshape(-1) ** 2
+                  * t_prev)  # fmt: skip
+        shortfall = (w_prev - w) / (2.0 * jnp.sqrt(jnp.maximum(w, 1e-300) * t)) + CALENDAR_MARGIN
+        penalty = CALENDAR_WEIGHT * CALENDAR_SMOOTHING * jax.nn.softplus(
+            shortfall / CALENDAR_SMOOTHING)
+        return jnp.concatenate([base(u, data), penalty])
+
+    @eqx.filter_jit
+    def solve(u0, args):
+        return _least_squares(residuals, u0, args)
+
+    _SOLVERS[full_key] = solve
+    return solve
+
+
+def _repair_calendar(key: tuple, u, status, steps, data):
+    """Second pass of ``calendar="repair"``: in expiry order, each slice whose total variance
+    falls below the (repaired) previous slice's on the comparison grid is refitted from its
+    first-pass parameters with the calendar penalty (constants above); the others are kept, and
+    so is a slice whose refit does not converge (its conflict stays in the report)."""
+    model_type, settings = key[0], key[-1]
+    spec = model_type.calibration
+    u, status, steps = np.array(u), np.array(status), np.array(steps)
+    forward, t = np.asarray(data[0]), np.asarray(data[1])
+    atm_w = np.asarray(data[6])
+    solve = _repair_solver(key)
+    for i in range(1, len(t)):
+        wide = float(max(arbitrage.half_width(atm_w[i]), arbitrage.half_width(atm_w[i - 1])))
+        near = CALENDAR_NEAR_STANDARD_DEVIATIONS * np.sqrt(max(atm_w[i - 1], 0.0))
+        k = np.concatenate([np.linspace(-wide, wide, CALENDAR_POINTS),
+                            np.linspace(-near, near, CALENDAR_POINTS)])  # fmt: skip
+        current = spec.from_unconstrained(jnp.asarray(u[i]), settings)
+        previous = spec.from_unconstrained(jnp.asarray(u[i - 1]), settings)
+        w = np.asarray(current.implied_vol(forward[i], forward[i] * np.exp(k), t[i])) ** 2 * t[i]
+        w_prev = (np.asarray(previous.implied_vol(forward[i - 1], forward[i - 1] * np.exp(k),
+                                                  t[i - 1])) ** 2 * t[i - 1])  # fmt: skip
+        if np.all(w.reshape(-1) >= w_prev.reshape(-1)):
+            continue
+        slice_data = tuple(jnp.asarray(np.asarray(a)[i]) for a in data)
+        args = (slice_data, jnp.asarray(u[i - 1]), jnp.asarray(forward[i - 1]),
+                jnp.asarray(t[i - 1]), jnp.asarray(k))  # fmt: skip
+        u_i, status_i, steps_i, _ = solve(jnp.asarray(u[i]), args)
+        steps[i] += int(steps_i)
+        if int(status_i) == CalibrationStatus.SUCCESS:
+            u[i] = np.asarray(u_i)
+    return u, status, steps
 
 
 #: Slices are padded to a multiple of this many (repeating the last slice) and quotes to a
