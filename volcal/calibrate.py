@@ -527,16 +527,18 @@ def parameter_sensitivities(calibration: Calibration) -> np.ndarray:
 
     Returns
     -------
-    ndarray ``(expiry, parameter, width)``
-        Slice models: ``d p_i / d sigma_mid_j`` within each expiry (other expiries do not
-        move a slice's parameters), parameters in ``parameter_names`` order, zero at padding.
-        Only slice models; a surface model raises ``TypeError``.
+    ndarray
+        Slice models, ``(expiry, parameter, width)``: ``d p_i / d sigma_mid_j`` within each
+        expiry (other expiries do not move a slice's parameters), parameters in
+        ``parameter_names`` order, zero at padding. Surface models, ``(parameter, expiry,
+        width)``: the derivative of each entry of the flattened parameters (a per-expiry
+        parameter such as eSSVI's ``theta`` contributes one entry per expiry, in
+        ``parameter_names`` order) with respect to every quote's mid vol, by reverse mode.
     """
     model_type = type(calibration.model)
     spec = model_type.calibration
     if isinstance(spec, SurfaceSpec):
-        raise TypeError(f"parameter_sensitivities covers slice models; {model_type.__name__} "
-                        "is a surface model")  # fmt: skip
+        return _surface_sensitivities(calibration)
     setup = calibration.setup
     grid = calibration.grid
     settings = setup["settings"]
@@ -561,3 +563,30 @@ def parameter_sensitivities(calibration: Calibration) -> np.ndarray:
         jnp.asarray(mask), jnp.asarray(atm_w), jnp.asarray(grid.is_call),
     )  # fmt: skip
     return np.where(mask[:, None, :], np.asarray(jacobian), 0.0)
+
+
+def _surface_sensitivities(calibration: Calibration) -> np.ndarray:
+    """:func:`parameter_sensitivities` of a surface model (one solve, reverse mode)."""
+    model_type = type(calibration.model)
+    spec = model_type.calibration
+    setup = calibration.setup
+    grid = calibration.grid
+    residuals = _surface_residuals(model_type, setup["residual"], setup["loss"],
+                                   setup["loss_scale"])  # fmt: skip
+    t = jnp.asarray(grid.t)
+    u_star = spec.to_unconstrained(calibration.model, t)
+    total_variance = grid.mid_iv**2 * grid.t[:, None]
+    atm = np.abs(np.where(grid.mask, grid.log_moneyness, np.inf)).argmin(axis=1)
+    atm_w = total_variance[np.arange(len(grid.t)), atm]
+    rest = tuple(jnp.asarray(a) for a in (grid.forward, grid.t, grid.strike))
+    tail = tuple(jnp.asarray(a) for a in (np.sqrt(setup["weight"]), grid.mask, atm_w,
+                                          grid.is_call))  # fmt: skip
+
+    def parameters(mid_iv):
+        u, _, _, _ = _least_squares(residuals, u_star, (*rest, mid_iv, *tail))
+        model = spec.from_unconstrained(u, t)
+        return jnp.concatenate([jnp.ravel(jnp.asarray(getattr(model, name), dtype=float))
+                                for name in spec.parameter_names])  # fmt: skip
+
+    jacobian = np.asarray(jax.jit(jax.jacrev(parameters))(jnp.asarray(grid.mid_iv)))
+    return np.where(grid.mask[None], jacobian, 0.0)
