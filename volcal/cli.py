@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +17,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
+# Logs of scheduled runs are not terminals: give their tables room rather than 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 150)
 
 
 def _print_grid(grid, *, truth: bool = False) -> None:
@@ -191,6 +193,240 @@ def iv(
         console.print(f"[red]{status.name}[/red]: {status.meaning}")
         raise typer.Exit(code=1)
     console.print(f"{float(result.vol):.12g}")
+
+
+def _split(value: str | None) -> list[str] | None:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+StoreOption = Annotated[
+    Path | None,
+    typer.Option("--store", help="Store database (default: VOLCAL_STORE or "
+                 "models/volcal.sqlite).", dir_okay=False),
+]  # fmt: skip
+
+
+@app.command()
+def refresh(
+    config: Annotated[Path | None, typer.Option(help="TOML configuration file.")] = None,
+    venue: Annotated[
+        str | None,
+        typer.Option(help="Venue (live: deribit, okx, bybit, binance; or a label for a file)."),
+    ] = None,
+    underlying: Annotated[str | None, typer.Option(help="Underlyings, comma-separated.")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="live, demo, replay:PATH or a chain file.")
+    ] = None,
+    format: Annotated[str | None, typer.Option("--format", help="File layout.")] = None,
+    snapshot: Annotated[str | None, typer.Option(help="Snapshot time (demo, files).")] = None,
+    models: Annotated[
+        str | None, typer.Option(help="Models, comma-separated (default ESSVI,SVI,SABR,Heston).")
+    ] = None,
+    published: Annotated[str | None, typer.Option(help="Published model.")] = None,
+    store: StoreOption = None,
+    log: Annotated[
+        Path | None,
+        typer.Option(
+            help="Structured log (JSON lines); default refresh.log.jsonl beside the store."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Check the configuration and the store, print the plan, run nothing."
+        ),
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Recalibrate snapshots already stored.")] = False,
+) -> None:
+    """Fetch, clean, calibrate, gate and store every configured chain (the nightly job).
+
+    Exit codes: 0 every published model accepted; 2 configuration error; 3 partial failure;
+    4 nothing accepted."""
+    import logging
+
+    from rich.progress import Progress
+
+    from volcal.refresh import ConfigError, ExitCode, JsonLines, exit_code, load_config, run_refresh
+    from volcal.store import Store, StoreError
+
+    try:
+        plan = load_config(config, venue=venue, underlying=_split(underlying), source=source,
+                           format=format, snapshot=snapshot, models=_split(models),
+                           published=published, store=store)  # fmt: skip
+        checked = Store(plan.store)
+        store_path = checked.path
+        checked.close()
+    except (ConfigError, StoreError, ValueError) as error:
+        console.print(f"[red]configuration error:[/red] {error}")
+        raise typer.Exit(code=int(ExitCode.CONFIG_ERROR)) from error
+    table = Table(title=f"refresh plan -> {store_path}")
+    for column in ("venue", "underlying", "source", "models", "published"):
+        table.add_column(column)
+    for job in plan.jobs:
+        table.add_row(job.venue, job.underlying, job.source, ",".join(job.models), job.published)
+    console.print(table)
+    if dry_run:
+        console.print("dry run: configuration and store are valid; nothing was run")
+        return
+    handler = logging.FileHandler(log or store_path.parent / "refresh.log.jsonl")
+    handler.setFormatter(JsonLines())
+    logger = logging.getLogger("volcal.refresh")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    started = time.perf_counter()
+    try:
+        with Progress(console=console, transient=True, disable=len(plan.jobs) < 2) as bar:
+            task = bar.add_task("refreshing", total=len(plan.jobs))
+            outcomes = run_refresh(plan, force=force, progress=lambda: bar.advance(task))
+    except StoreError as error:
+        console.print(f"[red]store error:[/red] {error}")
+        raise typer.Exit(code=int(ExitCode.CONFIG_ERROR)) from error
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    _print_outcomes(outcomes)
+    code = exit_code(outcomes)
+    console.print(f"refresh finished in {time.perf_counter() - started:.1f} s: "
+                  f"exit {int(code)} ({code.name.lower().replace('_', ' ')})")  # fmt: skip
+    raise typer.Exit(code=int(code))
+
+
+def _print_outcomes(outcomes) -> None:
+    table = Table(title="refresh summary")
+    for column in ("venue", "underlying", "snapshot", "model", "status", "RMSE (vp)", "inside",
+                   "seconds", "surface id", "reasons / error"):  # fmt: skip
+        table.add_column(column)
+    colours = {"accepted": "green", "rejected": "yellow", "failed": "red"}
+    for o in outcomes:
+        model = f"{o.model} (published)" if o.published else o.model
+        status = f"[{colours.get(o.status, 'white')}]{o.status}[/]" + (
+            " (stored before)" if o.reused else ""
+        )
+        table.add_row(o.venue, o.underlying, o.snapshot[:16], model, status, f"{o.rmse:.3f}",
+                      f"{o.inside:.1%}", f"{o.seconds:.1f}", o.surface_id,
+                      (o.reasons or o.error)[:80])  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def show(
+    store: StoreOption = None,
+    venue: Annotated[str | None, typer.Option(help="Only this venue.")] = None,
+    underlying: Annotated[str | None, typer.Option(help="Only this underlying.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    surface_id: Annotated[
+        str | None, typer.Option("--id", help="Show one surface: its parameters and diagnostics.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Most rows to list.")] = 50,
+) -> None:
+    """List stored surfaces and their gate status (newest first), or one surface in full."""
+    from volcal.store import NoSurfaceError, Store, StoreError
+
+    try:
+        opened = Store(store)
+    except StoreError as error:
+        console.print(f"[red]store error:[/red] {error}")
+        raise typer.Exit(code=2) from error
+    with opened:
+        if surface_id is not None:
+            try:
+                _print_surface(opened.get(surface_id))
+            except NoSurfaceError as error:
+                console.print(f"[red]{error}[/red]")
+                raise typer.Exit(code=1) from error
+            return
+        history = opened.history(venue, underlying, model=model)
+        table = Table(title=f"{len(history)} stored surface(s) in {opened.path}")
+        for column in ("id", "venue", "underlying", "snapshot", "model", "status", "RMSE (vp)",
+                       "inside", "reasons"):  # fmt: skip
+            table.add_column(column)
+        for row in history.head(limit).itertuples():
+            name = f"{row.model} (published)" if row.published else row.model
+            table.add_row(row.id, row.venue, row.underlying, f"{row.snapshot:%Y-%m-%d %H:%M}",
+                          name, row.status, f"{row.rmse:.3f}", f"{row.inside:.1%}",
+                          row.reasons)  # fmt: skip
+        console.print(table)
+
+
+def _print_surface(stored) -> None:
+    import pandas as pd
+
+    console.print(f"surface {stored.id}: {stored.venue} {stored.underlying} {stored.model} at "
+                  f"{stored.snapshot:%Y-%m-%d %H:%M} UTC, {stored.status}"
+                  f"{' (published model)' if stored.published else ''}")  # fmt: skip
+    for failure in stored.reasons:
+        console.print(f"  rejected: {failure.reason.value}: {failure.detail}")
+    diagnostics = stored.diagnostics
+    console.print(f"  RMSE {diagnostics['rmse']:.3f} vol points, inside "
+                  f"{diagnostics['inside']:.1%}; arbitrage: "
+                  f"{diagnostics['arbitrage']}")  # fmt: skip
+    record = stored.record
+    per_expiry = {name: value for name, value in record["parameters"].items()
+                  if not isinstance(value, str) and np.ndim(value) == 1
+                  and len(value) == len(record["t"])}  # fmt: skip
+    table = Table(title="parameters")
+    columns = {"expiry": [e[:16] for e in record["expiries"]],
+               "forward": [f"{f:,.2f}" for f in record["forward"]],
+               "RMSE (vp)": [f"{v:.3f}" if v is not None else "-"
+                             for v in diagnostics["rmse_by_expiry"]],
+               **{name: [f"{v:.6g}" for v in values]
+                  for name, values in per_expiry.items()}}  # fmt: skip
+    for column in columns:
+        table.add_column(column)
+    for row in zip(*columns.values(), strict=True):
+        table.add_row(*row)
+    console.print(table)
+    scalars = {k: v for k, v in record["parameters"].items() if k not in per_expiry}
+    if scalars:
+        console.print("  " + ", ".join(f"{k} = {v}" for k, v in scalars.items()))
+    console.print(f"  cleaning: {pd.Series(stored.cleaning).to_dict()}")
+
+
+@app.command("calibrate")
+def calibrate_command(
+    source: Annotated[str, typer.Argument(help="'demo', a chain file or replay:PATH.")],
+    model: Annotated[str, typer.Option(help="Model name (ESSVI, SSVI, SVI, SABR, Heston).")] = (
+        "ESSVI"
+    ),
+    underlying: Annotated[str, typer.Option(help="Underlying.")] = "BTC",
+    venue: Annotated[str, typer.Option(help="Venue label (deribit for Deribit files).")] = (
+        "deribit"
+    ),
+    format: Annotated[str | None, typer.Option("--format", help="File layout.")] = None,
+    snapshot: Annotated[str | None, typer.Option(help="Snapshot time.")] = None,
+    save: Annotated[bool, typer.Option(help="Gate and store the result.")] = False,
+    store: StoreOption = None,
+) -> None:
+    """Calibrate one model to one chain and print the fit per expiry; --save gates and
+    stores it."""
+    import volcal as vc
+    from volcal.refresh import DEFAULT_MODEL_OPTIONS, ConfigError, _load, load_config
+    from volcal.store import Store
+
+    try:
+        plan = load_config(None, venue="demo" if source == "demo" else venue,
+                           underlying=[underlying], source=source, format=format,
+                           snapshot=snapshot, models=[model], published=model)  # fmt: skip
+    except ConfigError as error:
+        console.print(f"[red]configuration error:[/red] {error}")
+        raise typer.Exit(code=2) from error
+    job = plan.jobs[0]
+    grid = vc.clean(_load(job, Path("."), {}), underlying=underlying)
+    started = time.perf_counter()
+    fit = vc.calibrate(vc.models.MODELS[model], grid, throw=False,
+                       **DEFAULT_MODEL_OPTIONS.get(model, {}))  # fmt: skip
+    elapsed = time.perf_counter() - started
+    console.print(fit.summary().to_string(float_format=lambda v: f"{v:.5g}"))
+    console.print(f"{model}: RMSE {fit.rmse:.3f} vol points, inside {fit.inside:.1%}, "
+                  f"{'converged' if fit.ok else 'NOT converged'}, {fit.arbitrage.summary()}, "
+                  f"{elapsed:.2f} s")  # fmt: skip
+    if save:
+        from dataclasses import replace
+
+        with Store(store) as opened:
+            stored = opened.save(replace(fit, grid=replace(grid, venue=job.venue)))
+        console.print(f"stored as {stored.id}: {stored.status}"
+                      + "".join(f"; {f.detail}" for f in stored.reasons))  # fmt: skip
 
 
 @app.command()

@@ -12,6 +12,18 @@ from volcal.models.ssvi import SSVI
 from volcal.models.svi import SVI
 
 PUBLISHED_MODEL = ESSVI
+#: Every model by its class name, as the store and the refresh configuration name them.
+MODELS = {model.__name__: model for model in (ESSVI, SSVI, SVI, SABR, Heston)}
 
-__all__ = ["ESSVI", "PUBLISHED_MODEL", "SABR", "SSVI", "SVI", "Heston", "Model", "SliceSpec",
-           "SurfaceSpec"]
+__all__ = [
+    "ESSVI",
+    "MODELS",
+    "PUBLISHED_MODEL",
+    "SABR",
+    "SSVI",
+    "SVI",
+    "Heston",
+    "Model",
+    "SliceSpec",
+    "SurfaceSpec",
+]
