@@ -8,7 +8,7 @@ from pathlib import Path
 import jax
 import pytest
 
-import volcal  # noqa: F401  (switches JAX to float64, as every volcal user gets it)
+import volcal  # switches JAX to float64, as every volcal user gets it
 
 DATA = Path(__file__).parent / "data"
 
@@ -30,3 +30,39 @@ def shared_data() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def snapshot_files(shared_data) -> list[Path]:
+    """The five Deribit snapshot CSVs (BTC and ETH chains)."""
+    files = sorted((shared_data / "raw" / "deribit_svcj_snapshots").glob("*.csv"))
+    assert len(files) == 5, files
+    return files
+
+
+@pytest.fixture(scope="session")
+def snapshot_essvi_fits(snapshot_files) -> dict:
+    """eSSVI (the published model) on every snapshot file and currency, fitted once per test
+    session: ``{(file stem, currency): Calibration}``."""
+    from volcal.sources.files import read_deribit_snapshot
+
+    fits = {}
+    for path in snapshot_files:
+        chain = read_deribit_snapshot(path)
+        for currency in ("BTC", "ETH"):
+            grid = volcal.clean(chain, underlying=currency)
+            fits[path.stem, currency] = volcal.calibrate(volcal.models.ESSVI, grid)
+    return fits
+
+
+@pytest.fixture(scope="session")
+def demo_grid():
+    """The demo market's grid (default snapshot)."""
+    from volcal.sources.demo import demo_chain
+
+    return volcal.clean(demo_chain())
+
+
+@pytest.fixture(scope="session")
+def demo_essvi_fit(demo_grid):
+    return volcal.calibrate(volcal.models.ESSVI, demo_grid)

@@ -15,7 +15,6 @@ from volcal.models.essvi import (
     initial_guess,
     to_unconstrained,
 )
-from volcal.sources.files import read_deribit_snapshot
 
 from .test_calibrate import FORWARD, T, synthetic_grid
 
@@ -134,19 +133,21 @@ def test_published_model_is_essvi():
 
 
 @pytest.mark.parametrize("currency", ["BTC", "ETH"])
-def test_real_snapshots_have_no_arbitrage(shared_data, currency):
+def test_real_snapshots_have_no_arbitrage(snapshot_essvi_fits, currency):
     """All five Deribit snapshots: eSSVI converges (possibly at a constraint) with zero
     butterfly and calendar violations from volcal.arbitrage. Fit quality is in
     docs/real_data_fits.md; the bar here is a fit, not a perfect one: RMSE below 4 vol points
     (eSSVI has three parameters per slice; raw SVI's five reach about 0.5)."""
     lines = []
-    for path in sorted((shared_data / "raw" / "deribit_svcj_snapshots").glob("*.csv")):
-        grid = vc.clean(read_deribit_snapshot(path), underlying=currency)
-        result = vc.calibrate(ESSVI, grid)
-        lines.append(f"{path.stem[-16:]} {currency}: RMSE {result.rmse:.3f} vp, inside "
+    for (stem, name), result in snapshot_essvi_fits.items():
+        if name != currency:
+            continue
+        lines.append(f"{stem[-16:]} {currency}: RMSE {result.rmse:.3f} vp, inside "
                      f"{result.inside:.1%}; {result.arbitrage.summary()}")  # fmt: skip
+        assert result.ok, lines[-1]
         assert result.arbitrage.ok, lines[-1]
         assert result.rmse < 4.0, lines[-1]
+    assert len(lines) == 5
     print("\n" + "\n".join(lines))
 
 

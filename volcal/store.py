@@ -252,7 +252,11 @@ class Store:
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise StoreError(f"{self.path} is locked by another writer ({error}); try again "
+                             "when it has finished") from error
         try:
             yield self._db
         except BaseException:
@@ -518,19 +522,22 @@ class Store:
 
     # --- JSON -----------------------------------------------------------------------------
 
-    def export_json(self, path: str | Path, **filters) -> int:
-        """Write stored calibrations (``filters`` as :meth:`history`) to a JSON file; returns
-        how many."""
-        ids = self.history(**filters)["id"].tolist()
+    def export_rows(self, ids: list[str]) -> list[dict]:
+        """The stored rows of ``ids`` as JSON-ready dicts (the export format's entries)."""
         rows = [
             self._db.execute(f"SELECT {_COLUMNS} FROM surfaces WHERE id = ?", (i,)).fetchone()
             for i in ids
         ]
-        payload = {
-            "format": "volcal-store",
-            "schema_version": SCHEMA_VERSION,
-            "surfaces": [_row_dict(row) for row in rows],
-        }
+        missing = [i for i, row in zip(ids, rows, strict=True) if row is None]
+        if missing:
+            raise NoSurfaceError(f"no stored surface with id(s) {missing} in {self.path}")
+        return [_row_dict(row) for row in rows]
+
+    def export_json(self, path: str | Path, **filters) -> int:
+        """Write stored calibrations (``filters`` as :meth:`history`) to a JSON file; returns
+        how many."""
+        rows = self.export_rows(self.history(**filters)["id"].tolist())
+        payload = {"format": "volcal-store", "schema_version": SCHEMA_VERSION, "surfaces": rows}
         Path(path).write_text(json.dumps(payload, indent=1, default=_json))
         return len(rows)
 
