@@ -299,13 +299,15 @@ def _print_outcomes(outcomes) -> None:
     colours = {"accepted": "green", "rejected": "yellow", "failed": "red"}
     for o in outcomes:
         model = f"{o.model} (published)" if o.published else o.model
-        status = f"[{colours.get(o.status, 'white')}]{o.status}[/]" + (
-            " (stored before)" if o.reused else ""
-        )
+        status = f"[{colours.get(o.status, 'white')}]{o.status}[/]" + ("*" if o.reused else "")
         table.add_row(o.venue, o.underlying, o.snapshot[:16], model, status, f"{o.rmse:.3f}",
                       f"{o.inside:.1%}", f"{o.seconds:.1f}", o.surface_id,
                       (o.reasons or o.error)[:80])  # fmt: skip
     console.print(table)
+    reused = sum(o.reused for o in outcomes)
+    if reused:
+        console.print(f"* {reused} calibration(s) stored before for these snapshots, reported "
+                      "as stored (--force recalibrates)")  # fmt: skip
 
 
 @app.command()

@@ -150,9 +150,10 @@ def load_config(path: str | Path | None = None, **flags) -> RefreshConfig:
         chains[0].setdefault("source", "live")
         chains[0].setdefault("venue", "demo" if chains[0]["source"] == "demo" else None)
     if not chains:
-        chains = [
-            {"venue": "demo", "underlying": flags.get("underlying") or ["BTC"], "source": "demo"}
-        ]
+        chains = [{"venue": "demo", "underlying": flags.get("underlying") or ["BTC"],
+                   "source": "demo"}]  # fmt: skip
+    if flags.get("snapshot"):
+        chains = [{**chain, "snapshot": flags["snapshot"]} for chain in chains]
     jobs = []
     for number, chain in enumerate(chains, start=1):
         where = f"chain {number}"
