@@ -24,6 +24,8 @@ from volcal.chain import Chain  # noqa: E402
 from volcal.clean import CleaningReport, CleanOptions, IVGrid, clean  # noqa: E402
 from volcal.implied import ImpliedVol, IVStatus, implied_vol  # noqa: E402
 from volcal.sources import load_chain  # noqa: E402
+from volcal.store import Store  # noqa: E402
+from volcal.surface import VolSurface  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -36,6 +38,8 @@ __all__ = [
     "IVGrid",
     "IVStatus",
     "ImpliedVol",
+    "Store",
+    "VolSurface",
     "__version__",
     "black_delta",
     "black_gamma",
