@@ -64,7 +64,8 @@ def main() -> None:
         real, code_real = timed_refresh(["--config", str(one), "--force"], cache)
         lines += ["## Timings (wall clock, new process each, install excluded)", "",
                   "| run | seconds | exit code |", "|---|---:|---:|",
-                  f"| demo market, all models, empty compilation cache | {cold:.1f} | {code_cold} |",
+                  f"| demo market, all models, empty compilation cache | {cold:.1f} "
+                  f"| {code_cold} |",
                   f"| demo market, all models, warm cache | {warm:.1f} | {code_warm} |",
                   f"| {SNAPSHOTS[-1].stem[-16:]} BTC + ETH, all models, warm cache | {real:.1f} "
                   f"| {code_real} |", ""]  # fmt: skip
