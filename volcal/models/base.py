@@ -76,9 +76,15 @@ class SurfaceSpec:
 class Model(eqx.Module):
     """Abstract base of volcal's models (equinox abstract/final pattern).
 
-    ``calibration`` (a class attribute) is the model's calibration spec, set in its file."""
+    ``calibration`` (a class attribute) is the model's calibration spec, set in its file.
+    ``price_resolution`` (a class attribute) is the absolute error, in units of the forward, of
+    the option prices a model's implied vol is inverted from: 0 (the default) for models whose
+    implied vol is a closed form, so that every vol they give carries information; a model
+    priced numerically (Heston's Fourier integral) sets its pricer's error, below which its
+    vols are rounding noise (:func:`volcal.arbitrage.check` skips such points)."""
 
     calibration: ClassVar[SliceSpec | SurfaceSpec | None] = None
+    price_resolution: ClassVar[float] = 0.0
 
     @abc.abstractmethod
     def implied_vol(self, forward, strike, t) -> jax.Array:

@@ -243,6 +243,9 @@ def heston_characteristic_exponent(params: Heston, z: ArrayLike, t: ArrayLike) -
 #: Gauss-Legendre nodes of :func:`heston_price` (the default): every price in the reference
 #: set (tests/data/heston_reference.csv) within max(1e-10 price, 1e-14 forward).
 PRICE_NODES = 192
+#: Absolute error of :func:`heston_price` at PRICE_NODES, in units of the forward (the
+#: 1e-14 F bar of tests/test_heston.py); :attr:`Heston.price_resolution`.
+PRICE_RESOLUTION = 1e-14
 #: Fewer nodes for calibration loops, ``heston_price(..., nodes=CALIBRATION_NODES)``; error
 #: measured on the same set below max(1e-8 price, 1e-12 forward) (see the tests).
 CALIBRATION_NODES = 96
@@ -732,6 +735,8 @@ def initial_guess(t, log_moneyness, total_variance, mask) -> Heston:
     return Heston(v0=v0, kappa=kappa, theta=theta, xi=xi, rho=rho)
 
 
+# Heston's implied vol is inverted from heston_price: below its error a price carries no vol.
+Heston.price_resolution = PRICE_RESOLUTION
 Heston.calibration = SurfaceSpec(
     from_unconstrained=from_unconstrained,
     to_unconstrained=to_unconstrained,
