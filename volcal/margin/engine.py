@@ -380,11 +380,14 @@ def position_greeks(value, delta, gamma, vega, theta, arrays: dict, index: float
     forward = arrays["forward"]
     delta_black = delta * index / forward  # dV/dF
     future_delta = np.where(inverse, 1.0 / forward, forward / index)
+    # An inverse option's USD value is its coin value V/F at the index S: V S/F, with S/F
+    # fixed under proportional moves.
+    usd = amount * np.where(option & inverse, index / forward, 1.0)
     return {
-        "delta": amount * np.where(option, delta, future_delta),
-        "gamma": amount * np.where(option, gamma, 0.0),
-        "vega": amount * np.where(option, vega, 0.0) * VOL_POINT,
-        "theta": amount * np.where(option, theta, 0.0) / DAYS_PER_YEAR,
+        "delta": np.where(option, usd * delta, amount * future_delta),
+        "gamma": np.where(option, usd * gamma, 0.0),
+        "vega": np.where(option, usd * vega, 0.0) * VOL_POINT,
+        "theta": np.where(option, usd * theta, 0.0) / DAYS_PER_YEAR,
         "delta_coin": np.where(option & inverse, amount * (delta_black - value / forward), np.nan),
     }
 
