@@ -407,3 +407,57 @@ def test_black_forward_delta_reproduces_deribits_delta_column(snapshot_files):
     assert np.median(error) <= 5e-4 and np.quantile(error, 0.9) <= 5e-3
     premium = np.asarray(black(forward, strike, t, vol, is_call)) / forward
     assert np.median(np.abs(delta - premium - frame["delta"].to_numpy())) > 1e-2
+
+
+def test_margin_command_on_a_stored_real_surface(tmp_path, snapshot_essvi_fits):
+    """``volcal margin`` on examples/book.csv against the eSSVI surfaces stored from the
+    latest Deribit snapshot: summary, JSON report, and clear refusals (stale surface, a row
+    whose underlying has no surface)."""
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from volcal.cli import app
+    from volcal.store import Store
+
+    stem = max(stem for stem, _ in snapshot_essvi_fits)
+    store = tmp_path / "store.sqlite"
+    with Store(store) as opened:
+        for currency in ("BTC", "ETH"):
+            assert opened.save(snapshot_essvi_fits[stem, currency]).accepted
+    example = Path(__file__).resolve().parents[1] / "examples" / "book.csv"
+    runner = CliRunner()
+    asof = "2026-08-22T16:00:00Z"
+    report = tmp_path / "report.json"
+    result = runner.invoke(
+        app,
+        [
+            "margin",
+            "--book",
+            str(example),
+            "--asof",
+            asof,
+            "--store",
+            str(store),
+            "--report",
+            str(report),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "account desk-a: margin" in text and "binding scenario" in text
+    payload = json.loads(report.read_text())
+    assert set(payload["accounts_usd"]) == {"desk-a", "desk-b"}
+    assert all(v > 0 for v in payload["accounts_usd"].values())
+    assert set(payload["surface_ids"]) == {"BTC", "ETH"}
+    stale = runner.invoke(
+        app,
+        ["margin", "--book", str(example), "--asof", "2026-08-24T16:00:00Z", "--store", str(store)],
+    )
+    assert stale.exit_code == 2 and "older than the allowed" in " ".join(stale.output.split())
+    odd = tmp_path / "odd.csv"
+    odd.write_text("instrument,quantity\nBTC-25SEP26-80000-C,1\nSOL_USDC-25SEP26-200-C,1\n")
+    missing = runner.invoke(
+        app, ["margin", "--book", str(odd), "--asof", asof, "--store", str(store)]
+    )
+    assert missing.exit_code == 2 and "row 2" in missing.output

@@ -23,6 +23,7 @@ from volcal.calibrate import Calibration, CalibrationError, calibrate  # noqa: E
 from volcal.chain import Chain  # noqa: E402
 from volcal.clean import CleaningReport, CleanOptions, IVGrid, clean  # noqa: E402
 from volcal.implied import ImpliedVol, IVStatus, implied_vol  # noqa: E402
+from volcal.margin import margin  # noqa: E402  (the function; submodules: volcal.margin.*)
 from volcal.sources import load_chain  # noqa: E402
 from volcal.store import Store  # noqa: E402
 from volcal.surface import VolSurface  # noqa: E402
@@ -53,5 +54,6 @@ __all__ = [
     "clean",
     "implied_vol",
     "load_chain",
+    "margin",
     "normalised_black",
 ]

@@ -431,6 +431,95 @@ def calibrate_command(
                       + "".join(f"; {f.detail}" for f in stored.reasons))  # fmt: skip
 
 
+@app.command("margin")
+def margin_command(
+    book: Annotated[
+        Path, typer.Option("--book", help="Positions (CSV or JSON).", exists=True, dir_okay=False)
+    ],
+    scenarios: Annotated[
+        str, typer.Option(help="riskmatrix, span, or a scenario CSV file.")
+    ] = "riskmatrix",
+    asof: Annotated[
+        str | None, typer.Option(help="Valuation time (UTC); surfaces as of then. Default: now.")
+    ] = None,
+    venue: Annotated[str, typer.Option(help="Venue of the stored surfaces.")] = "deribit",
+    model: Annotated[
+        str | None, typer.Option(help="Surface model (default: the published one).")
+    ] = None,
+    max_age: Annotated[
+        str,
+        typer.Option(
+            help="Refuse surfaces older than this at the valuation time (pandas Timedelta)."
+        ),
+    ] = "1D",
+    dynamics: Annotated[str, typer.Option(help="sticky_moneyness or sticky_strike.")] = (
+        "sticky_moneyness"
+    ),
+    price_scan_range: Annotated[
+        float | None, typer.Option(help="SPAN price scan range (relative).")
+    ] = None,
+    vol_scan_range: Annotated[
+        float | None, typer.Option(help="SPAN vol scan range (decimal vol).")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write the report: .csv (positions) or .json (everything).")
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Margin of a book on the stored surfaces: summary (margin, binding scenario, top
+    contributors) and an optional CSV/JSON report."""
+    from volcal.margin import BookError, Market, from_file, load_book, margin, span
+    from volcal.store import NoSurfaceError, StaleSurfaceError, Store, StoreError
+
+    try:
+        positions = load_book(book, asof=asof)
+        with Store(store) as opened:
+            market = Market.from_store(opened, venue, positions.underlyings, asof=asof,
+                                       model=model, max_age=max_age)  # fmt: skip
+        if scenarios == "span":
+            if price_scan_range is None or vol_scan_range is None:
+                raise ValueError("--scenarios span needs --price-scan-range and "
+                                 "--vol-scan-range (exchange parameters; none is published "
+                                 "for crypto)")  # fmt: skip
+            chosen = span(price_scan_range, vol_scan_range)
+        elif scenarios == "riskmatrix":
+            chosen = "riskmatrix"
+        else:
+            chosen = from_file(scenarios)
+        result = margin(positions, market, chosen, dynamics=dynamics, asof=asof)
+    except (BookError, NoSurfaceError, StaleSurfaceError, StoreError, ValueError,
+            FileNotFoundError) as error:  # fmt: skip
+        console.print(f"[red]margin failed:[/red] {error}")
+        raise typer.Exit(code=2) from error
+    console.print(result.summary())
+    if report is not None:
+        _write_margin_report(result, report)
+        console.print(f"report written to {report}")
+
+
+def _write_margin_report(result, path: Path) -> None:
+    import json
+
+    columns = ["account", "instrument", "quantity", "contract_size", "settlement", "t", "forward",
+               "vol", "value_usd", "value_coin", "delta", "delta_coin", "gamma", "vega", "theta",
+               "contribution"]  # fmt: skip
+    positions = result.positions[columns]
+    if path.suffix.lower() == ".json":
+        payload = {
+            "accounts_usd": result.accounts.to_dict(),
+            "groups": json.loads(result.groups.to_json(orient="records")),
+            "positions": json.loads(positions.reset_index().to_json(orient="records")),
+            "surface_ids": result.surface_ids,
+            "dynamics": result.dynamics,
+            "scenarios": {u: json.loads(s.table().reset_index().to_json(orient="records"))
+                          for u, s in result.scenarios.items()},
+            "parameters": json.loads(json.dumps(result.parameters, default=str)),
+        }  # fmt: skip
+        path.write_text(json.dumps(payload, indent=1))
+    else:
+        positions.to_csv(path)
+
+
 @app.command()
 def version() -> None:
     """Print the volcal version."""
