@@ -206,3 +206,18 @@ def test_every_model_gives_a_surface(demo_grid):
     )
     assert np.isfinite(np.asarray(heston.implied_vol([90.0, 110.0], 0.3))).all()
     assert dataclasses.is_dataclass(again)
+
+
+def test_two_node_evaluation_equals_the_all_node_curves(demo_surface):
+    """Calendar-free models are evaluated at the two nodes around each point only; that
+    equals interpolating the running-maximum curves of every node (exactly, up to rounding)."""
+    k = np.linspace(-1.2, 1.2, 25)
+    t_nodes = np.asarray(demo_surface.t)
+    for t in (0.3 * t_nodes[0], 0.5 * (t_nodes[2] + t_nodes[3]), t_nodes[5], 2.0 * t_nodes[-1]):
+        nodes = np.vstack([np.zeros(len(k)), np.asarray(demo_surface.node_total_variance(k))])
+        grid = np.concatenate([[0.0], t_nodes])
+        if t > t_nodes[-1]:
+            expected = nodes[-1] * t / t_nodes[-1]
+        else:
+            expected = np.array([np.interp(t, grid, nodes[:, j]) for j in range(len(k))])
+        np.testing.assert_allclose(demo_surface.total_variance(k, t), expected, rtol=1e-13)

@@ -353,18 +353,35 @@ def _total_variance(surface: VolSurface, log_moneyness, t):
     )
     shape = k.shape
     k, t = k.reshape(-1), t.reshape(-1)
-    nodes = surface.node_total_variance(k)  # (expiry, point)
     # Node 0 is (t = 0, w = 0); beyond the last node, w grows in proportion to t.
     t_nodes = jnp.concatenate([jnp.zeros(1), surface.t])
-    w_nodes = jnp.concatenate([jnp.zeros((1, k.shape[0])), nodes], axis=0)
     last = surface.t.shape[0]
     i = jnp.clip(jnp.searchsorted(t_nodes, t, side="right") - 1, 0, last - 1)
-    points = jnp.arange(k.shape[0])
-    w_low, w_high = w_nodes[i, points], w_nodes[i + 1, points]
+    if type(surface.model).calendar_free:
+        # Nodes never conflict, so W_i = w_i: evaluate only the two nodes around each point.
+        w_low = jnp.where(i > 0, _node_at(surface, jnp.maximum(i - 1, 0), k), 0.0)
+        w_high = _node_at(surface, i, k)
+        w_last = _node_at(surface, jnp.full_like(i, last - 1), k)
+    else:
+        nodes = surface.node_total_variance(k)  # (expiry, point)
+        w_nodes = jnp.concatenate([jnp.zeros((1, k.shape[0])), nodes], axis=0)
+        points = jnp.arange(k.shape[0])
+        w_low, w_high, w_last = w_nodes[i, points], w_nodes[i + 1, points], nodes[-1, points]
     share = (t - t_nodes[i]) / (t_nodes[i + 1] - t_nodes[i])
     inside = w_low + share * (w_high - w_low)
-    beyond = w_nodes[last, points] * t / surface.t[-1]
+    beyond = w_last * t / surface.t[-1]
     return jnp.where(t > surface.t[-1], beyond, inside).reshape(shape)
+
+
+def _node_at(surface: VolSurface, node, k):
+    """``w_node(k)`` per point: node ``node[j]``'s model total variance at ``k[j]`` (per-expiry
+    parameters gathered per point; surface-wide ones broadcast)."""
+    n = surface.t.shape[0]
+    model = jax.tree.map(lambda a: a[node] if jnp.ndim(a) >= 1 and a.shape[0] == n else a,
+                         surface.model)  # fmt: skip
+    forward, t = surface.forward[node], surface.t[node]
+    strike = (forward * jnp.exp(k))[:, None]
+    return model.implied_vol(forward, strike, t)[:, 0] ** 2 * t
 
 
 @eqx.filter_jit

@@ -85,6 +85,9 @@ class Model(eqx.Module):
 
     calibration: ClassVar[SliceSpec | SurfaceSpec | None] = None
     price_resolution: ClassVar[float] = 0.0
+    #: True for models free of calendar arbitrage by construction (eSSVI, SSVI, Heston): a
+    #: surface then uses their node curves as they are (``volcal.surface``).
+    calendar_free: ClassVar[bool] = False
 
     @abc.abstractmethod
     def implied_vol(self, forward, strike, t) -> jax.Array:

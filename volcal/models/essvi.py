@@ -241,6 +241,7 @@ def initial_guess(t, log_moneyness, total_variance, mask) -> ESSVI:
                  psi=jnp.asarray(psi))  # fmt: skip
 
 
+ESSVI.calendar_free = True  # by construction (see the module docstring)
 ESSVI.calibration = SurfaceSpec(
     from_unconstrained=from_unconstrained,
     to_unconstrained=to_unconstrained,

@@ -737,6 +737,7 @@ def initial_guess(t, log_moneyness, total_variance, mask) -> Heston:
 
 # Heston's implied vol is inverted from heston_price: below its error a price carries no vol.
 Heston.price_resolution = PRICE_RESOLUTION
+Heston.calendar_free = True  # a martingale model: call prices increase with expiry
 Heston.calibration = SurfaceSpec(
     from_unconstrained=from_unconstrained,
     to_unconstrained=to_unconstrained,

@@ -118,6 +118,7 @@ def initial_guess(t, log_moneyness, total_variance, mask) -> SSVI:
                 gamma=jnp.asarray(0.4))  # fmt: skip
 
 
+SSVI.calendar_free = True  # by construction (see the module docstring)
 SSVI.calibration = SurfaceSpec(
     from_unconstrained=from_unconstrained,
     to_unconstrained=to_unconstrained,
