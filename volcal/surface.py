@@ -155,7 +155,10 @@ class VolSurface(eqx.Module):
         k = jnp.atleast_1d(jnp.asarray(log_moneyness, dtype=float))
         strike = self.forward[:, None] * jnp.exp(k)[None, :]
         w = self.model.implied_vol(self.forward, strike, self.t) ** 2 * self.t[:, None]
-        return jax.lax.cummax(w, axis=0)
+        # A node without a vol at k (NaN: a numerically priced model's deep wing at a short
+        # expiry) neither sets nor breaks the running maximum of the later nodes.
+        running = jax.lax.cummax(jnp.where(jnp.isnan(w), -jnp.inf, w), axis=0)
+        return jnp.where(jnp.isnan(w), jnp.nan, running)
 
     @property
     def calendar_adjusted(self) -> bool:
