@@ -154,12 +154,11 @@ def main() -> None:
               "inverse": np.ones(POSITIONS, bool), "amount": amount}  # fmt: skip
     chunk = {k: margin_engine._pad(v) for k, v in arrays.items()}
     scale, shift, floor = (margin_engine._pad(x) for x in scenarios.vol_terms(t * 365.0))
-    spot = jnp.asarray(float(surface.spot))
 
     def kernel():
         out = margin_engine._scenario_pnl(surface, chunk, jnp.asarray(moves), scale, shift,
-                                          floor, spot, True)  # fmt: skip
-        return jax.block_until_ready(out)[3]
+                                          floor, True)  # fmt: skip
+        return jax.block_until_ready(out)[2]
 
     kernel()
     kernel_time, pnl_kernel = best(kernel)
@@ -186,7 +185,7 @@ def main() -> None:
 
     quantlib_time, pnl_quantlib = best(quantlib, repeats=1)
     pnl_margin = result.pnl["BTC"].to_numpy()
-    notional = np.abs(amount)[:, None]
+    notional = np.maximum(np.abs(amount), 1.0)[:, None]  # per contract (some quantities are 0)
     cells = POSITIONS * len(moves)
 
     def agreement(other):
@@ -199,10 +198,12 @@ def main() -> None:
     child = subprocess.run([sys.executable, __file__, "--million"], capture_output=True,
                            text=True)  # fmt: skip
     line = [x for x in child.stdout.splitlines() if x.startswith("RESULT")]
-    million_time, million_rss = (float(x) for x in line[0].split()[1:3]) if line else (np.nan,
-                                                                                       np.nan)
+    million_time, million_rss = (
+        (float(x) for x in line[0].split()[1:3]) if line else (np.nan, np.nan)
+    )
     rows = [
-        ("volcal kernel (vol lookup + repricing, JAX)", kernel_time, agreement(pnl_kernel[:POSITIONS])),
+        ("volcal kernel (vol lookup + repricing, JAX)", kernel_time,
+         agreement(pnl_kernel[:POSITIONS])),
         ("volcal.margin as called (+ greeks, margins, contributions)", whole, 0.0),
         ("numpy, same work", numpy_time, agreement(pnl_numpy)),
         ("QuantLib blackFormula loop (numpy lookup)", quantlib_time, agreement(pnl_quantlib)),
@@ -226,7 +227,8 @@ def main() -> None:
               f"margins per account): {accounts_time:.2f} s for "
               f"{len(accounts_result.accounts)} accounts.", "",
               f"1,000,000 positions, 100 accounts, risk matrix, in a new process: "
-              f"{million_time:.1f} s warm, peak resident memory {million_rss:,.0f} MiB.", ""]  # fmt: skip
+              f"{million_time:.1f} s warm, peak resident memory {million_rss:,.0f} MiB.",
+              ""]  # fmt: skip
     out = ROOT / "benchmarks" / "margin.md"
     out.write_text("\n".join(lines))
     print("\n".join(lines))

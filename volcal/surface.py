@@ -153,8 +153,9 @@ class VolSurface(eqx.Module):
         """``W_i(k)``, the calendar-monotone node curves, shape ``(expiry, point)`` for
         ``log_moneyness`` of shape ``(point,)``."""
         k = jnp.atleast_1d(jnp.asarray(log_moneyness, dtype=float))
-        strike = self.forward[:, None] * jnp.exp(k)[None, :]
-        w = self.model.implied_vol(self.forward, strike, self.t) ** 2 * self.t[:, None]
+        w = self.model.total_variance_at(
+            self.forward, jnp.broadcast_to(k, (len(self.t), k.shape[0])), self.t
+        )
         # A node without a vol at k (NaN: a numerically priced model's deep wing at a short
         # expiry) neither sets nor breaks the running maximum of the later nodes.
         running = jax.lax.cummax(jnp.where(jnp.isnan(w), -jnp.inf, w), axis=0)
@@ -173,6 +174,12 @@ class VolSurface(eqx.Module):
         """Total variance ``w(k, t)`` at log-forward-moneyness ``k`` and expiry ``t`` (years);
         arguments broadcast."""
         return _total_variance(self, log_moneyness, t)
+
+    def total_variance_rows(self, log_moneyness, t) -> jax.Array:
+        """:meth:`total_variance` for ``log_moneyness`` ``(row, point)`` with one expiry time
+        per row, ``t`` ``(row,)``: the node search and parameter gathers run once per row (the
+        margin engine's layout: positions x scenarios)."""
+        return _total_variance_rows(self, log_moneyness, t)
 
     def implied_vol_at(self, log_moneyness, t) -> jax.Array:
         """Implied vol at log-forward-moneyness ``k = ln(K/F(t))`` and expiry ``t``."""
@@ -344,7 +351,9 @@ def _linear_extrapolated(x, nodes, values):
     along the end segments (constant when there is one node)."""
     if nodes.shape[0] == 1:
         return jnp.broadcast_to(values[0], jnp.shape(x))
-    i = jnp.clip(jnp.searchsorted(nodes, x, side="right") - 1, 0, nodes.shape[0] - 2)
+    i = jnp.clip(
+        jnp.searchsorted(nodes, x, side="right", method="compare_all") - 1, 0, nodes.shape[0] - 2
+    )
     slope = (values[i + 1] - values[i]) / (nodes[i + 1] - nodes[i])
     return values[i] + slope * (x - nodes[i])
 
@@ -359,12 +368,13 @@ def _total_variance(surface: VolSurface, log_moneyness, t):
     # Node 0 is (t = 0, w = 0); beyond the last node, w grows in proportion to t.
     t_nodes = jnp.concatenate([jnp.zeros(1), surface.t])
     last = surface.t.shape[0]
-    i = jnp.clip(jnp.searchsorted(t_nodes, t, side="right") - 1, 0, last - 1)
+    i = jnp.clip(jnp.searchsorted(t_nodes, t, side="right", method="compare_all") - 1, 0, last - 1)
     if type(surface.model).calendar_free:
-        # Nodes never conflict, so W_i = w_i: evaluate only the two nodes around each point.
+        # Nodes never conflict, so W_i = w_i: evaluate only the two nodes around each point
+        # (beyond the last node, i + 1 is the last node itself).
         w_low = jnp.where(i > 0, _node_at(surface, jnp.maximum(i - 1, 0), k), 0.0)
         w_high = _node_at(surface, i, k)
-        w_last = _node_at(surface, jnp.full_like(i, last - 1), k)
+        w_last = w_high
     else:
         nodes = surface.node_total_variance(k)  # (expiry, point)
         w_nodes = jnp.concatenate([jnp.zeros((1, k.shape[0])), nodes], axis=0)
@@ -376,15 +386,38 @@ def _total_variance(surface: VolSurface, log_moneyness, t):
     return jnp.where(t > surface.t[-1], beyond, inside).reshape(shape)
 
 
+def _total_variance_rows(surface: VolSurface, log_moneyness, t):
+    k = jnp.asarray(log_moneyness, dtype=float)
+    t = jnp.asarray(t, dtype=float)
+    if not type(surface.model).calendar_free:
+        return _total_variance(surface, k, t[:, None])
+    t_nodes = jnp.concatenate([jnp.zeros(1), surface.t])
+    last = surface.t.shape[0]
+    i = jnp.clip(jnp.searchsorted(t_nodes, t, side="right", method="compare_all") - 1, 0,
+                 last - 1)  # fmt: skip
+    w_low = jnp.where((i > 0)[:, None], _node_rows(surface, jnp.maximum(i - 1, 0), k), 0.0)
+    w_high = _node_rows(surface, i, k)
+    share = ((t - t_nodes[i]) / (t_nodes[i + 1] - t_nodes[i]))[:, None]
+    inside = w_low + share * (w_high - w_low)
+    beyond = w_high * (t / surface.t[-1])[:, None]
+    return jnp.where((t > surface.t[-1])[:, None], beyond, inside)
+
+
+def _node_rows(surface: VolSurface, node, k):
+    """``w_{node[r]}(k[r, :])``: row ``r``'s node curve at its points."""
+    n = surface.t.shape[0]
+    model = jax.tree.map(lambda a: a[node] if jnp.ndim(a) >= 1 and a.shape[0] == n else a,
+                         surface.model)  # fmt: skip
+    return model.total_variance_at(surface.forward[node], k, surface.t[node])
+
+
 def _node_at(surface: VolSurface, node, k):
     """``w_node(k)`` per point: node ``node[j]``'s model total variance at ``k[j]`` (per-expiry
     parameters gathered per point; surface-wide ones broadcast)."""
     n = surface.t.shape[0]
     model = jax.tree.map(lambda a: a[node] if jnp.ndim(a) >= 1 and a.shape[0] == n else a,
                          surface.model)  # fmt: skip
-    forward, t = surface.forward[node], surface.t[node]
-    strike = (forward * jnp.exp(k))[:, None]
-    return model.implied_vol(forward, strike, t)[:, 0] ** 2 * t
+    return model.total_variance_at(surface.forward[node], k[:, None], surface.t[node])[:, 0]
 
 
 @eqx.filter_jit

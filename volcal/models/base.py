@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,15 @@ class Model(eqx.Module):
     def implied_vol(self, forward, strike, t) -> jax.Array:
         """Black-76 implied vol (decimal) of the model at ``strike`` for expiry ``t`` (years)
         on ``forward``; arguments broadcast."""
+
+    def total_variance_at(self, forward, log_moneyness, t) -> jax.Array:
+        """Total variance ``sigma^2 t`` at log-forward-moneyness ``log_moneyness`` ``(expiry,
+        point)`` for per-slice ``forward`` and ``t`` ``(expiry,)``; by default through
+        :meth:`implied_vol`, and in closed form where a model has one (SVI, SSVI, eSSVI)."""
+        forward = jnp.asarray(forward)
+        t = jnp.asarray(t)
+        strike = jnp.expand_dims(forward, -1) * jnp.exp(log_moneyness)
+        return self.implied_vol(forward, strike, t) ** 2 * jnp.expand_dims(t, -1)
 
     def calibration_vol(self, forward, strike, t) -> jax.Array:
         """The implied vol :func:`volcal.calibrate` fits inside its solve: by default

@@ -73,6 +73,10 @@ class ESSVI(Model):
         root = jnp.sqrt((psi * k + theta * rho) ** 2 + theta * theta * (1.0 - rho * rho))
         return 0.5 * (theta + rho * psi * k + root)
 
+    def total_variance_at(self, forward, log_moneyness, t) -> jax.Array:
+        """Closed form: :meth:`total_variance` (``forward`` and ``t`` are not needed)."""
+        return self.total_variance(log_moneyness)
+
     def implied_vol(self, forward, strike, t) -> jax.Array:
         forward = jnp.expand_dims(jnp.asarray(forward), -1)
         t = jnp.expand_dims(jnp.asarray(t), -1)

@@ -46,6 +46,10 @@ class SSVI(Model):
         return 0.5 * theta * (1.0 + rho * phi * k
                               + jnp.sqrt((phi * k + rho) ** 2 + 1.0 - rho * rho))  # fmt: skip
 
+    def total_variance_at(self, forward, log_moneyness, t) -> jax.Array:
+        """Closed form: :meth:`total_variance` (``forward`` and ``t`` are not needed)."""
+        return self.total_variance(log_moneyness)
+
     def implied_vol(self, forward, strike, t) -> jax.Array:
         forward = jnp.expand_dims(jnp.asarray(forward), -1)
         t = jnp.expand_dims(jnp.asarray(t), -1)

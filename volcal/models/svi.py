@@ -40,6 +40,10 @@ class SVI(Model):
         k = jnp.asarray(log_moneyness) - m
         return a + b * (rho * k + jnp.sqrt(k * k + sigma * sigma))
 
+    def total_variance_at(self, forward, log_moneyness, t) -> jax.Array:
+        """Closed form: :meth:`total_variance` (``forward`` and ``t`` are not needed)."""
+        return jnp.maximum(self.total_variance(log_moneyness), 0.0)
+
     def implied_vol(self, forward, strike, t) -> jax.Array:
         """``sqrt(w(ln(K/F)) / t)``; ``forward`` and ``t`` per slice ``(expiry,)``, ``strike``
         ``(expiry, strike)``."""
