@@ -20,7 +20,7 @@ runner = CliRunner()
 def test_help_lists_the_subcommands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("demo", "clean", "iv", "version"):
+    for command in ("refresh", "show", "calibrate", "margin", "demo", "clean", "iv", "version"):
         assert command in result.output
 
 
