@@ -9,6 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import norm
 
 from volcal.margin import (
@@ -320,6 +322,11 @@ def test_result_records_surfaces_and_scenarios():
     assert result.parameters["BTC"]["price_range"] == 0.16
     assert "Deribit" in result.parameters["BTC"]["source"]
     assert "binding scenario" in result.summary()
+    coin = result.groups[result.groups["settlement"] == "BTC"].iloc[0]
+    inverse = result.positions[result.positions["inverse"]]
+    for greek in ("gamma", "vega", "theta"):
+        assert coin[greek] == pytest.approx(inverse[greek].sum(), rel=1e-12)
+    assert coin["net_delta"] == pytest.approx(inverse["delta"].sum(), rel=1e-12)
     with pytest.raises(ValueError, match="no published risk-matrix parameters for 'SOL'"):
         risk_matrix("SOL")
 
@@ -461,3 +468,49 @@ def test_margin_command_on_a_stored_real_surface(tmp_path, snapshot_essvi_fits):
         app, ["margin", "--book", str(odd), "--asof", asof, "--store", str(store)]
     )
     assert missing.exit_code == 2 and "row 2" in missing.output
+
+
+FIELDS = {
+    "instrument": [
+        "BTC-23JAN26-60000-C",
+        "BTC-16JAN26-1d5-P",
+        "BTC-PERPETUAL",
+        "BTC-27MAR26",
+        "BTC-32JAN26-1-C",
+        "XYZ",
+        "",
+        "BTC-14JAN26-60000-C",
+        "ETH_USDC-23JAN26-3000-C",
+    ],
+    "quantity": ["1", "-2.5", "0", "x", "", "nan", "1e3"],
+    "contract_size": ["", "1", "0", "-1", "0.01", "ten"],
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.fixed_dictionaries({k: st.sampled_from(v) for k, v in FIELDS.items()}),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_book_loading_accounts_for_every_row(rows):
+    """Any mix of good and bad rows: either every row becomes a position, in order, or a
+    BookError names exactly the rows that are bad (each row judged on its own); never another
+    exception."""
+    bad = set()
+    for number, row in enumerate(rows, start=1):
+        try:
+            load_book([row], asof=SNAPSHOT)
+        except BookError:
+            bad.add(number)
+    try:
+        loaded = load_book(rows, asof=SNAPSHOT)
+    except BookError as error:
+        assert {r for r, _ in error.problems} == bad and bad
+    else:
+        assert not bad and len(loaded) == len(rows)
+        assert list(loaded.positions["instrument"].str.startswith(("BTC", "ETH"))) == [True] * len(
+            rows
+        )

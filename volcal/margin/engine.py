@@ -95,7 +95,9 @@ class MarginResult:
     groups : DataFrame
         Per (account, underlying, settlement): ``scan_risk``, ``add_on`` and its name,
         ``margin`` (settlement currency), ``margin_usd``, ``binding_scenario``,
-        ``binding_loss``, ``net_delta``, ``gross_delta``.
+        ``binding_loss``, and the book greeks: ``net_delta`` (coin), ``gross_delta`` (sum of
+        absolute position deltas, coin), ``gamma`` (coin per USD), ``vega`` (USD per vol
+        point), ``theta`` (USD per day).
     accounts : Series
         Total margin in USD per account (groups summed, no cross offsets).
     scenarios : dict underlying -> ScenarioSet
@@ -456,6 +458,9 @@ def _margins(positions: pd.DataFrame, pnl: dict, sets: dict, market: Market):
                 "binding_loss": float(loss[binding]),
                 "net_delta": net,
                 "gross_delta": gross,
+                "gamma": float(group["gamma"].sum()),
+                "vega": float(group["vega"].sum()),
+                "theta": float(group["theta"].sum()),
             }
         )
         weight = scenarios.weight[binding]
