@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
@@ -115,7 +117,7 @@ def demo_chain(
     rng = np.random.default_rng(seed)
     now = pd.Timestamp(snapshot)
     now = now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
-    rows = []
+    rows, pricing = [], []
     for expiry in deribit_expiries(now):
         t = (expiry - now).total_seconds() / SECONDS_PER_YEAR
         forward = spot * np.exp(basis * t)
@@ -130,26 +132,17 @@ def demo_chain(
         vol = surface.implied_vol(k, t)
         z = np.abs(k) / np.sqrt(surface.theta(t))
         for right in ("call", "put"):
-            is_call = right == "call"
-            mark_usd = np.asarray(black_price(forward, strikes, t, vol, is_call))
             # Half-spread in vol points: 0.4 at the money, widening with |k| in ATM deviations.
             half_spread = (0.004 + 0.004 * z**1.5) * (1.0 + 0.3 * rng.random(len(k)))
-            bid_usd = np.asarray(
-                black_price(forward, strikes, t, np.maximum(vol - half_spread, 0.0), is_call)
-            )
-            ask_usd = np.asarray(black_price(forward, strikes, t, vol + half_spread, is_call))
-            bid_coin = _to_tick(bid_usd / forward, np.floor)
-            ask_coin = _to_tick(ask_usd / forward, np.ceil)
             name = [f"{underlying}-{expiry:%-d%b%y}".upper() + f"-{s:.0f}-{right[0].upper()}"
                     for s in strikes]  # fmt: skip
+            pricing.append((np.full(len(k), forward), strikes, np.full(len(k), t), vol,
+                            half_spread, np.full(len(k), right == "call")))  # fmt: skip
             rows.append(pd.DataFrame({
                 "instrument": name,
                 "expiry": expiry,
                 "strike": strikes,
                 "right": right,
-                "bid": np.where(bid_coin > 0, bid_coin, np.nan) * forward,
-                "ask": ask_coin * forward,
-                "mark": mark_usd,
                 "premium_conversion": forward,
                 "forward": forward,
                 "forward_source": "future" if monthly else "synthetic_future",
@@ -158,6 +151,18 @@ def demo_chain(
                 "ask_size": np.round(rng.uniform(0.1, 50.0, len(k)), 1),
                 "open_interest": np.round(rng.exponential(300.0, len(k)) * np.exp(-z), 1),
             }))  # fmt: skip
+    # Every quote priced in one compiled call (shapes padded to a bucket, shared by snapshots).
+    columns = [np.concatenate(c) for c in zip(*pricing, strict=True)]
+    forward_all = columns[0]
+    mark_usd, bid_usd, ask_usd = _quotes(*columns)
+    bid_coin = _to_tick(bid_usd / forward_all, np.floor)
+    ask_coin = _to_tick(ask_usd / forward_all, np.ceil)
+    sizes = np.cumsum([0] + [len(r) for r in rows])
+    for i, part in enumerate(rows):
+        cut = slice(sizes[i], sizes[i + 1])
+        part["bid"] = np.where(bid_coin[cut] > 0, bid_coin[cut], np.nan) * forward_all[cut]
+        part["ask"] = ask_coin[cut] * forward_all[cut]
+        part["mark"] = mark_usd[cut]
     frame = pd.concat(rows, ignore_index=True).assign(
         venue="demo",
         underlying=underlying,
@@ -167,6 +172,27 @@ def demo_chain(
         index_price=spot,
     )
     return Chain.from_frame(frame, source=f"demo market (seed {seed})")
+
+
+#: Quote arrays are padded to a multiple of this before pricing, so demo chains of different
+#: snapshots share one compiled pricing program.
+PRICING_BUCKET = 1024
+
+
+def _quotes(forward, strike, t, vol, half_spread, is_call):
+    """Mark, bid and ask premiums (USD): Black-76 at the vol and at the vol -+ half-spread."""
+    n = len(forward)
+    size = -(-n // PRICING_BUCKET) * PRICING_BUCKET
+    padded = [np.concatenate([a, np.repeat(a[:1], size - n)]) for a in
+              (forward, strike, t, vol, half_spread, is_call)]  # fmt: skip
+    return tuple(np.asarray(x)[:n] for x in _quotes_compiled(*padded))
+
+
+@jax.jit
+def _quotes_compiled(forward, strike, t, vol, half_spread, is_call):
+    return (black_price(forward, strike, t, vol, is_call),
+            black_price(forward, strike, t, jnp.maximum(vol - half_spread, 0.0), is_call),
+            black_price(forward, strike, t, vol + half_spread, is_call))  # fmt: skip
 
 
 def _strike_step(spot: float, atm_sd: float) -> float:
