@@ -75,6 +75,14 @@ CALENDAR_TOLERANCE = 1e-12
 #: for Heston): the price then keeps two significant digits at its documented worst error (see
 #: the module docstring for the measured margin).
 INFORMATIVE_PRICE_MULTIPLE = 100.0
+#: Central-difference step for models priced numerically, as a fraction of each slice's ATM
+#: total vol (the scale on which the smile bends; truncation error about STEP^2/12 of it).
+#: Against autodiff through the pricer, on Heston sets with xi from 0.6 to 5 and expiries from
+#: 1 day to 2 years, g differs by at most 4e-4 at informative points, where g is at least 0.26
+#: (tests/test_arbitrage_checks.py): the sign of g, which is what is checked, never changes.
+#: Autodiff would differentiate the Fourier pricer and the implied-vol inversion twice, which
+#: compiles several times longer (about 20 s of a cold Heston calibration).
+DIFFERENCE_STEP = 1e-2
 
 
 def _no_skipped() -> pd.DataFrame:
@@ -147,18 +155,30 @@ def total_variance_on_grid(model: Model, forward, t, log_moneyness) -> jax.Array
 
 def _g_and_total_variance(model: Model, forward, t, log_moneyness):
     """``(g, w)`` at ``log_moneyness`` ``(expiry, point)``: ``w`` and its first two derivatives
-    in ``k`` by nested jvps (one forward pass carries value, slope and curvature)."""
+    in ``k`` by nested jvps (one forward pass carries value, slope and curvature); for models
+    priced numerically (``price_resolution > 0``), by central differences instead (see
+    :data:`DIFFERENCE_STEP`)."""
 
     def w(k):
         return total_variance_on_grid(model, forward, t, k)
 
     k = jnp.asarray(log_moneyness)
-    ones = jnp.ones_like(k)
+    if type(model).price_resolution > 0.0:
+        # Step per slice, in units of its ATM total vol: the scale on which the smile bends.
+        atm = total_variance_on_grid(model, forward, t, jnp.zeros((k.shape[0], 1)))
+        h = DIFFERENCE_STEP * jnp.sqrt(atm)
+        points = k.shape[1]
+        stacked = w(jnp.concatenate([k - h, k, k + h], axis=1))
+        low, value, high = (stacked[:, i * points:(i + 1) * points] for i in range(3))
+        slope = (high - low) / (2.0 * h)
+        curvature = (high - 2.0 * value + low) / (h * h)
+    else:
+        ones = jnp.ones_like(k)
 
-    def first(k):
-        return jax.jvp(w, (k,), (ones,))
+        def first(k):
+            return jax.jvp(w, (k,), (ones,))
 
-    (value, slope), (_, curvature) = jax.jvp(first, (k,), (ones,))
+        (value, slope), (_, curvature) = jax.jvp(first, (k,), (ones,))
     g = ((1.0 - k * slope / (2.0 * value)) ** 2
          - 0.25 * slope**2 * (1.0 / value + 0.25) + 0.5 * curvature)  # fmt: skip
     return g, value

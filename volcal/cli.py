@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,8 @@ app = typer.Typer(
 )
 # Logs of scheduled runs are not terminals: give their tables room rather than 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 150)
+#: Most worker processes ``volcal refresh`` starts by default (each holds its own JAX runtime).
+MAX_WORKERS = 4
 
 
 def _print_grid(grid, *, truth: bool = False) -> None:
@@ -237,6 +240,13 @@ def refresh(
         ),
     ] = False,
     force: Annotated[bool, typer.Option(help="Recalibrate snapshots already stored.")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Worker processes calibrating each chain's models in parallel "
+            "(default: the CPU count, at most 4; 1: in this process)."
+        ),
+    ] = 0,
 ) -> None:
     """Fetch, clean, calibrate, gate and store every configured chain (the nightly job).
 
@@ -277,7 +287,10 @@ def refresh(
     try:
         with Progress(console=console, transient=True, disable=len(plan.jobs) < 2) as bar:
             task = bar.add_task("refreshing", total=len(plan.jobs))
-            outcomes = run_refresh(plan, force=force, progress=lambda: bar.advance(task))
+            count = workers if workers > 0 else min(os.cpu_count() or 1, MAX_WORKERS)
+            count = min(count, max(len(job.models) for job in plan.jobs))
+            outcomes = run_refresh(plan, force=force, progress=lambda: bar.advance(task),
+                                   workers=count)  # fmt: skip
     except StoreError as error:
         console.print(f"[red]store error:[/red] {error}")
         raise typer.Exit(code=int(ExitCode.CONFIG_ERROR)) from error

@@ -55,6 +55,9 @@ DEMO_SNAPSHOT = "2026-01-15T09:30:00Z"
 #: (lognormal backbone) with Obloj's correction suits coin-margined crypto options.
 DEFAULT_MODEL_OPTIONS = {"SABR": {"fixed": {"beta": 1.0, "expansion": "obloj"}}}
 SOURCE_KINDS = ("live", "demo", "replay", "file")
+#: Relative calibration cost by model (measured: Heston's Fourier pricer compiles and solves
+#: several times slower than SABR, SABR than the SVI family); worker pools start the costliest.
+SLOWEST_FIRST = {"Heston": 3, "SABR": 2, "SVI": 1, "ESSVI": 1, "SSVI": 1}
 
 log = logging.getLogger("volcal.refresh")
 
@@ -280,15 +283,32 @@ def _warm_start(store: Store, job: ChainJob, model: str, grid):
     return MODELS[model]
 
 
-def run_refresh(config: RefreshConfig, *, force: bool = False, progress=None) -> list[Outcome]:
+def run_refresh(config: RefreshConfig, *, force: bool = False, progress=None,
+                workers: int = 1) -> list[Outcome]:  # fmt: skip
     """Run every job of ``config`` into its store; returns one :class:`Outcome` per model
-    (or one failed outcome per chain that could not be loaded or cleaned)."""
+    (or one failed outcome per chain that could not be loaded or cleaned).
+
+    With ``workers`` > 1, the models of each chain are calibrated in that many worker
+    processes (started with spawn: JAX must not be forked) while this process keeps the store
+    (the one writer): chains still run in order, so each fit is gated against, and warm-started
+    from, the surfaces stored before it."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     import volcal as vc
 
     store = Store(config.store)
     raw_dir = config.raw_dir or store.path.parent / "raw"
     outcomes: list[Outcome] = []
     cache: dict = {}
+    pool = None
+    if workers > 1:
+        pool = ProcessPoolExecutor(max_workers=workers,
+                                   mp_context=multiprocessing.get_context("spawn"))  # fmt: skip
+        # Start every worker now: each imports volcal (JAX) while this process loads and
+        # cleans the first chain.
+        for _ in range(workers):
+            pool.submit(_ready)
     try:
         for job in config.jobs:
             if store.published_model(job.venue, job.underlying) != job.published:
@@ -297,70 +317,99 @@ def run_refresh(config: RefreshConfig, *, force: bool = False, progress=None) ->
             try:
                 grid = vc.clean(_load(job, raw_dir, cache), underlying=job.underlying)
             except Exception as error:  # one chain's failure never stops the others
-                outcomes.append(
-                    Outcome(
-                        job.venue,
-                        job.underlying,
-                        "(chain)",
-                        True,
-                        "failed",
-                        error=f"{type(error).__name__}: {error}",
-                        seconds=time.perf_counter() - started,
-                    )
-                )
+                outcomes.append(Outcome(job.venue, job.underlying, "(chain)", True, "failed",
+                                        error=f"{type(error).__name__}: {error}",
+                                        seconds=time.perf_counter() - started))  # fmt: skip
                 _log("chain_failed", job=job, error=outcomes[-1].error)
                 if progress:
                     progress()
                 continue
-            for model in job.models:
-                outcomes.append(_refresh_model(store, config, job, model, grid, force))
+            if grid.venue != job.venue:
+                # The store keys by the configured venue (a file's rows may name another).
+                from dataclasses import replace
+
+                grid = replace(grid, venue=job.venue)
+            pending = []
+            # Submit the slowest fits first, so the pool's wall time is about the slowest one's.
+            for model in sorted(job.models, key=lambda m: -SLOWEST_FIRST.get(m, 0)):
+                outcome, start, options = _prepare(store, config, job, model, grid, force)
+                if start is None:
+                    pending.append((outcome, None, 0.0))
+                    continue
+                begun = time.perf_counter()
+                if pool is None:
+                    try:
+                        work = _fit(start, grid, options)
+                    except Exception as error:
+                        work = error
+                else:
+                    work = pool.submit(_fit, start, grid, options)
+                pending.append((outcome, work, begun))
+            pending.sort(key=lambda entry: job.models.index(entry[0].model))
+            for outcome, work, begun in pending:
+                if outcome.reused:
+                    outcomes.append(outcome)
+                    continue
+                if pool is not None:
+                    try:
+                        work = work.result()
+                    except Exception as error:
+                        work = error
+                outcomes.append(_finish(store, config, job, outcome, work, begun))
             if progress:
                 progress()
     finally:
+        if pool is not None:
+            pool.shutdown()
         store.close()
     return outcomes
 
 
-def _refresh_model(store, config, job, model, grid, force) -> Outcome:
-    import volcal as vc
+def _ready() -> None:
+    import volcal  # noqa: F401  (a worker's start-up cost, paid before the first fit)
 
+
+def _prepare(store, config, job, model, grid, force):
+    """``(outcome, start, options)``: ``start`` is None when this snapshot's calibration of
+    ``model`` is stored already (the outcome then reports it), else the warm or cold start."""
     snapshot = pd.Timestamp(grid.snapshot).tz_convert("UTC").isoformat()
-    outcome = Outcome(
-        job.venue, job.underlying, model, model == job.published, "failed", snapshot=snapshot
-    )
-    if grid.venue != job.venue:
-        # The store keys by the configured venue (a file's rows may name another).
-        from dataclasses import replace
-
-        grid = replace(grid, venue=job.venue)
+    outcome = Outcome(job.venue, job.underlying, model, model == job.published, "failed",
+                      snapshot=snapshot)  # fmt: skip
     stored = None if force else store.find(job.venue, job.underlying, grid.snapshot, model)
     if stored is not None:
         outcome.status, outcome.reused, outcome.surface_id = stored.status, True, stored.id
         outcome.rmse = stored.diagnostics.get("rmse", float("nan"))
         outcome.inside = stored.diagnostics.get("inside", float("nan"))
         outcome.reasons = "; ".join(f.detail for f in stored.reasons)
-        _log(
-            "already_stored",
-            job=job,
-            model=model,
-            snapshot=snapshot,
-            status=stored.status,
-            surface_id=stored.id,
-        )
-        return outcome
-    started = time.perf_counter()
+        _log("already_stored", job=job, model=model, snapshot=snapshot, status=stored.status,
+             surface_id=stored.id)  # fmt: skip
+        return outcome, None, None
     options = {**DEFAULT_MODEL_OPTIONS.get(model, {}), **config.model_options.get(model, {})}
+    return outcome, _warm_start(store, job, model, grid), options
+
+
+def _fit(start, grid, options):
+    """Calibrate (here or in a worker process); a warm start that fails is retried from the
+    model's own initial guess."""
+    import volcal as vc
+
+    fit = vc.calibrate(start, grid, throw=False, **options)
+    if not fit.ok and not isinstance(start, type):
+        fit = vc.calibrate(type(start), grid, throw=False, **options)
+    return fit
+
+
+def _finish(store, config, job, outcome, fit, begun) -> Outcome:
+    """Gate and store ``fit`` (or record the exception that replaced it)."""
+    model, snapshot = outcome.model, outcome.snapshot
     try:
-        start = _warm_start(store, job, model, grid)
-        fit = vc.calibrate(start, grid, throw=False, **options)
-        if not fit.ok and not isinstance(start, type):
-            # A warm start that fails is retried from the model's own initial guess.
-            fit = vc.calibrate(type(start), grid, throw=False, **options)
+        if isinstance(fit, Exception):
+            raise fit
         stored = store.save(fit, gate=config.gate.get(model))
     except Exception as error:
         outcome.status = "failed"
         outcome.error = f"{type(error).__name__}: {error}"
-        outcome.seconds = time.perf_counter() - started
+        outcome.seconds = time.perf_counter() - begun
         _log("model_failed", job=job, model=model, snapshot=snapshot, error=outcome.error)
         return outcome
     outcome.status = stored.status
@@ -368,19 +417,10 @@ def _refresh_model(store, config, job, model, grid, force) -> Outcome:
     outcome.inside = fit.inside
     outcome.reasons = "; ".join(f.detail for f in stored.reasons)
     outcome.surface_id = stored.id
-    outcome.seconds = time.perf_counter() - started
-    _log(
-        "stored",
-        job=job,
-        model=model,
-        snapshot=snapshot,
-        status=stored.status,
-        surface_id=stored.id,
-        rmse=fit.rmse,
-        inside=fit.inside,
-        reasons=[f.reason.value for f in stored.reasons],
-        seconds=outcome.seconds,
-    )
+    outcome.seconds = time.perf_counter() - begun
+    _log("stored", job=job, model=model, snapshot=snapshot, status=stored.status,
+         surface_id=stored.id, rmse=fit.rmse, inside=fit.inside,
+         reasons=[f.reason.value for f in stored.reasons], seconds=outcome.seconds)  # fmt: skip
     return outcome
 
 
