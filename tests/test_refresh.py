@@ -17,8 +17,10 @@ from volcal.store import Store
 runner = CliRunner()
 
 
-def refresh(*args):
-    return runner.invoke(app, ["refresh", *map(str, args)])
+def refresh(*args, workers=1):
+    """``volcal refresh ARGS``, calibrating in this process unless ``workers`` > 1 (worker
+    processes start their own JAX runtime: slower for small tests)."""
+    return runner.invoke(app, ["refresh", *map(str, args), "--workers", str(workers)])
 
 
 def text(result) -> str:
@@ -45,9 +47,7 @@ def test_demo_refresh_stores_show_lists_and_rerun_is_idempotent(tmp_path):
     with Store(store) as opened:
         pd.testing.assert_frame_equal(opened.history(), history)
     shown = runner.invoke(app, ["show", "--store", str(store)])
-    assert (
-        shown.exit_code == 0 and "ESSVI (published)" in text(shown) and "accepted" in text(shown)
-    )
+    assert shown.exit_code == 0 and "ESSVI (published)" in text(shown) and "accepted" in text(shown)
     detail = runner.invoke(app, ["show", "--store", str(store), "--id", history["id"][0]])
     assert detail.exit_code == 0 and "parameters" in text(detail)
 
@@ -109,9 +109,7 @@ def test_bad_config_files_and_stores_exit_2(tmp_path):
     assert "not valid TOML" in text(refresh("--config", bad))
     bad.write_text('modles = ["ESSVI"]')
     result = refresh("--config", bad, "--store", tmp_path / "s.sqlite")
-    assert (
-        result.exit_code == ExitCode.CONFIG_ERROR and "unknown configuration key" in text(result)
-    )
+    assert result.exit_code == ExitCode.CONFIG_ERROR and "unknown configuration key" in text(result)
     bad.write_text("[gate.ESSVI]\nmax_rmse = 2.0")
     result = refresh("--config", bad, "--store", tmp_path / "s.sqlite")
     assert result.exit_code == ExitCode.CONFIG_ERROR and "unknown gate limit" in text(result)
@@ -192,3 +190,18 @@ def test_calibrate_command_prints_and_saves(tmp_path):
     assert result.exit_code == 0, result.output
     assert "RMSE" in text(result) and "stored as" in text(result)
     assert Store(store).latest("demo", "BTC", model="SVI").accepted
+
+
+def test_worker_processes_give_the_same_surfaces(tmp_path):
+    """Calibrating in two spawned worker processes stores what calibrating in this process
+    stores: same models, verdicts and parameters (to the last bit)."""
+    stores = {}
+    for workers in (1, 2):
+        stores[workers] = tmp_path / f"store{workers}.sqlite"
+        result = refresh("--store", stores[workers], "--models", "ESSVI,SVI", workers=workers)
+        assert result.exit_code == ExitCode.OK, result.output
+    with Store(stores[1]) as one, Store(stores[2]) as two:
+        for model in ("ESSVI", "SVI"):
+            a, b = one.latest("demo", "BTC", model=model), two.latest("demo", "BTC", model=model)
+            assert a.record["parameters"] == b.record["parameters"]
+            assert a.status == b.status
