@@ -205,3 +205,21 @@ def test_worker_processes_give_the_same_surfaces(tmp_path):
             a, b = one.latest("demo", "BTC", model=model), two.latest("demo", "BTC", model=model)
             assert a.record["parameters"] == b.record["parameters"]
             assert a.status == b.status
+
+
+def test_replayed_venue_cassette_goes_through_to_the_store(tmp_path):
+    """``--source replay:CASSETTE``: the recorded Deribit responses go through ccxt's parsers,
+    cleaning, calibration and the gate; the cassette's two quotes are too few, so both models
+    are stored as rejected for that reason and nothing is accepted (exit 4)."""
+    from pathlib import Path
+
+    cassette = Path(__file__).parent / "fixtures" / "venues" / "deribit_btc_success.json"
+    store = tmp_path / "store.sqlite"
+    result = refresh("--store", store, "--source", f"replay:{cassette}", "--venue", "deribit",
+                     "--underlying", "BTC", "--models", "ESSVI,SVI")  # fmt: skip
+    assert result.exit_code == ExitCode.FAILED, result.output
+    with Store(store) as opened:
+        history = opened.history("deribit", "BTC")
+        assert sorted(history["model"]) == ["ESSVI", "SVI"]
+        assert (history["status"] == "rejected").all()
+        assert (history["reasons"] == "too_few_quotes").all()
