@@ -322,6 +322,9 @@ def test_result_records_surfaces_and_scenarios():
     assert result.parameters["BTC"]["price_range"] == 0.16
     assert "Deribit" in result.parameters["BTC"]["source"]
     assert "binding scenario" in result.summary()
+    portfolio = result.portfolio_pnl["BTC"].loc[("default", "BTC")]
+    np.testing.assert_allclose(portfolio, result.pnl["BTC"][result.positions["inverse"]].sum(),
+                               rtol=1e-12)  # fmt: skip
     coin = result.groups[result.groups["settlement"] == "BTC"].iloc[0]
     inverse = result.positions[result.positions["inverse"]]
     for greek in ("gamma", "vega", "theta"):
@@ -514,3 +517,11 @@ def test_book_loading_accounts_for_every_row(rows):
         assert list(loaded.positions["instrument"].str.startswith(("BTC", "ETH"))) == [True] * len(
             rows
         )
+
+
+def test_calibrations_in_memory_are_a_market(demo_essvi_fit):
+    """A Calibration passed as the market is priced on its VolSurface."""
+    from_fit = margin(book(OPTIONS), {"BTC": demo_essvi_fit}, "riskmatrix")
+    from_surface = margin(book(OPTIONS), {"BTC": VolSurface.from_calibration(demo_essvi_fit)},
+                          "riskmatrix")  # fmt: skip
+    pd.testing.assert_frame_equal(from_fit.groups, from_surface.groups)

@@ -100,6 +100,9 @@ class MarginResult:
         point), ``theta`` (USD per day).
     accounts : Series
         Total margin in USD per account (groups summed, no cross offsets).
+    portfolio_pnl : dict underlying -> DataFrame
+        Each group's P&L per scenario (rows: account and settlement currency; settlement
+        currency), before the scenario weights.
     scenarios : dict underlying -> ScenarioSet
     surface_ids : dict underlying -> str
     dynamics : str
@@ -110,6 +113,7 @@ class MarginResult:
     pnl_usd: dict
     groups: pd.DataFrame
     accounts: pd.Series
+    portfolio_pnl: dict
     scenarios: dict
     surface_ids: dict
     dynamics: str
@@ -162,7 +166,11 @@ def margin(
         raise ValueError(
             f"dynamics must be 'sticky_moneyness' or 'sticky_strike', not {dynamics!r}"
         )
-    market = surfaces if isinstance(surfaces, Market) else Market(dict(surfaces))
+    if not isinstance(surfaces, Market):
+        # Calibrations in memory become their surfaces.
+        surfaces = Market({u: s if isinstance(s, VolSurface) else VolSurface.from_calibration(s)
+                           for u, s in dict(surfaces).items()})  # fmt: skip
+    market = surfaces
     positions = book.positions.copy()
     missing = positions[~positions["underlying"].isin(list(market.surfaces))]
     if len(missing):
@@ -209,7 +217,7 @@ def margin(
     if problems:
         raise BookError(problems, book.source)
     positions = pd.concat(parts).loc[positions.index]
-    groups, contributions = _margins(positions, pnl, sets, market)
+    groups, contributions, portfolio = _margins(positions, pnl, sets, market)
     positions["contribution"] = contributions.reindex(positions.index).fillna(0.0)
     accounts = groups.groupby("account")["margin_usd"].sum()
     return MarginResult(
@@ -218,6 +226,7 @@ def margin(
         pnl_usd=pnl_usd,
         groups=groups,
         accounts=accounts,
+        portfolio_pnl=portfolio,
         scenarios=sets,
         surface_ids={u: market.surfaces[u].surface_id or market.surfaces[u].snapshot for u in sets},
         dynamics=dynamics,
@@ -415,12 +424,14 @@ def position_greeks(value, delta, gamma, vega, theta, arrays: dict, index: float
 
 
 def _margins(positions: pd.DataFrame, pnl: dict, sets: dict, market: Market):
-    rows, contributions = [], []
+    rows, contributions, portfolio = [], [], {}
     keys = ["account", "underlying", "settlement"]
     for (account, underlying, settlement), group in positions.groupby(keys, sort=True):
         scenarios = sets[underlying]
         matrix = pnl[underlying].loc[group.index].to_numpy()
-        loss = -matrix.sum(axis=0) * scenarios.weight
+        total_pnl = matrix.sum(axis=0)
+        portfolio.setdefault(underlying, {})[account, settlement] = total_pnl
+        loss = -total_pnl * scenarios.weight
         binding = int(np.argmax(loss))
         scan = max(float(loss[binding]), 0.0)
         spot = market.index(underlying)
@@ -467,4 +478,9 @@ def _margins(positions: pd.DataFrame, pnl: dict, sets: dict, market: Market):
         contributions.append(
             pd.Series(-matrix[:, binding] * weight if scan > 0 else 0.0, index=group.index)
         )
-    return pd.DataFrame(rows), pd.concat(contributions)
+    portfolio = {
+        u: pd.DataFrame(list(v.values()), columns=list(sets[u].labels),
+                        index=pd.MultiIndex.from_tuples(list(v), names=["account", "settlement"]))
+        for u, v in portfolio.items()
+    }  # fmt: skip
+    return pd.DataFrame(rows), pd.concat(contributions), portfolio
