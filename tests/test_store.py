@@ -22,6 +22,7 @@ import pytest
 from volcal.arbitrage import ArbitrageReport
 from volcal.calibrate import CalibrationStatus
 from volcal.gate import GateReason, evaluate, gate_config
+from volcal.refresh import ExitCode, Outcome, exit_code
 from volcal.store import (
     _SCHEMA,
     NoSurfaceError,
@@ -136,6 +137,10 @@ def test_each_gate_reason_rejects_and_keeps_the_previous_surface(store, demo_ess
     assert stored.status == "rejected" and stored.reasons[0].reason is reason
     assert reason.value in store.history("demo", "BTC")["reasons"].iloc[0]
     assert store.latest("demo", "BTC", now=snapshot + HOUR).id == good.id
+    # In a refresh, a published model stored as rejected beside an accepted one: exit 3.
+    published = Outcome("demo", "BTC", "ESSVI", True, stored.status)
+    other = Outcome("demo", "BTC", "SVI", False, "accepted")
+    assert exit_code([published, other]) == ExitCode.PARTIAL_FAILURE
 
 
 def test_unknown_gate_limit_is_an_error():
