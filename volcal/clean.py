@@ -14,7 +14,7 @@ and ask both invert to a vol; *mid IV* is the vol of (bid + ask) / 2; *inside* m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -150,6 +150,9 @@ class IVGrid:
     mask: np.ndarray
     quotes: pd.DataFrame
     report: CleaningReport = field(repr=False)
+    #: Out-of-the-money quotes dropped by a filter, with their vols where they have them and
+    #: their ``reason`` (for plots: excluded quotes shown with why).
+    excluded: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     @property
     def total_variance(self) -> np.ndarray:
@@ -262,7 +265,8 @@ def clean(
     spread = np.maximum(kept["ask_iv"] - kept["bid_iv"], options.weight_spread_floor)
     kept = kept.assign(weight=1.0 / spread)
     kept["weight"] = kept["weight"] / kept.groupby("expiry")["weight"].transform("mean")
-    return _grid(
+    excluded = rows[(rows["reason"] != KEPT) & (rows["reason"] != Reason.IN_THE_MONEY)]
+    grid = _grid(
         kept,
         forwards,
         venue=str(rows["venue"].iloc[0]),
@@ -270,6 +274,7 @@ def clean(
         snapshot=rows["snapshot"].min(),
         report=report,
     )
+    return replace(grid, excluded=excluded.sort_values(["expiry", "strike"]))
 
 
 def _forwards(rows: pd.DataFrame, options: CleanOptions) -> pd.DataFrame:

@@ -1,0 +1,108 @@
+"""volcal.plot, tested through the figures' data (``to_dict()``): model curves equal the
+VolSurface at their x points, excluded quotes name their reason, axis titles carry units."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+
+from volcal import plot
+from volcal.surface import VolSurface
+
+
+def traces(figure, name):
+    return [t for t in figure.to_dict()["data"] if t.get("name") == name]
+
+
+def values(data):
+    """A trace's array as numpy: plotly 7's ``to_dict`` writes numeric arrays as base64
+    (``{"dtype", "bdata", "shape"}``)."""
+    if isinstance(data, dict) and "bdata" in data:
+        array = np.frombuffer(base64.b64decode(data["bdata"]), dtype=np.dtype(data["dtype"]))
+        if "shape" in data:
+            array = array.reshape([int(n) for n in str(data["shape"]).split(",")])
+        return array
+    return np.asarray(data)
+
+
+def test_smile_curve_quotes_excluded_and_axes(demo_essvi_fit):
+    grid = demo_essvi_fit.grid
+    index = 4
+    figure = plot.smile(demo_essvi_fit, index)
+    surface = VolSurface.from_calibration(demo_essvi_fit)
+    (curve,) = traces(figure, "ESSVI")
+    x = values(curve["x"])
+    np.testing.assert_allclose(
+        values(curve["y"]), np.asarray(surface.implied_vol_at(x, grid.t[index])) * 100.0, rtol=1e-14
+    )
+    (mid,) = traces(figure, "mid (bid/ask bars)")
+    mask = grid.mask[index]
+    np.testing.assert_allclose(values(mid["y"]), grid.mid_iv[index][mask] * 100.0, rtol=1e-14)
+    np.testing.assert_allclose(
+        values(mid["y"]) + values(mid["error_y"]["array"]),
+        grid.ask_iv[index][mask] * 100.0,
+        rtol=1e-12,
+    )
+    layout = figure.to_dict()["layout"]
+    assert layout["xaxis"]["title"]["text"] == "log-moneyness ln(K/F)"
+    assert "vol points" in layout["yaxis"]["title"]["text"]
+    assert any("F = " in a["text"] for a in layout["annotations"])
+
+
+def test_excluded_quotes_hover_names_their_reason(demo_essvi_fit):
+    grid = demo_essvi_fit.grid
+    excluded = grid.excluded
+    assert len(excluded) and (excluded["reason"] != "kept").all()
+    expiry = excluded["expiry"].iloc[0]
+    figure = plot.smile(grid, expiry)
+    (grey,) = traces(figure, "excluded")
+    reasons = set(excluded[excluded["expiry"] == expiry]["reason"])
+    assert grey["hovertext"] and all(any(r in text for r in reasons) for text in grey["hovertext"])
+    assert grey["marker"]["color"] == plot.EXCLUDED_COLOUR
+
+
+def test_grid_term_structure_skew_surface_and_residuals(demo_essvi_fit):
+    grid = demo_essvi_fit.grid
+    figure = plot.smile_grid(demo_essvi_fit)
+    assert len(traces(figure, "ESSVI")) == len(grid.t)
+    surface = VolSurface.from_calibration(demo_essvi_fit)
+    days = np.array([7.0, 30.0, 90.0])
+    (atm,) = plot.term_structure([surface], days).to_dict()["data"]
+    np.testing.assert_allclose(
+        values(atm["y"]), np.asarray(surface.atm_vol(days / 365)) * 100, rtol=1e-14
+    )
+    rr, _ = plot.skew({"eSSVI": surface}, days).to_dict()["data"]
+    np.testing.assert_allclose(
+        values(rr["y"]), np.asarray(surface.risk_reversal(days / 365)) * 100, rtol=1e-12
+    )
+    assert plot.surface_3d(surface).to_dict()["layout"]["scene"]["zaxis"]["title"]["text"]
+    heat = plot.residuals(demo_essvi_fit).to_dict()["data"][0]
+    assert np.nanmax(np.abs(values(heat["z"]).astype(float))) <= 100 * np.nanmax(
+        np.abs(demo_essvi_fit.residuals)
+    )
+    with pytest.raises(ValueError, match="no expiry"):
+        plot.smile(grid, "2030-01-01")
+
+
+def test_margin_figures():
+    import pandas as pd
+
+    from volcal.margin import load_book, margin
+
+    from .test_margin import OPTIONS, SKEWED, SNAPSHOT
+
+    result = margin(load_book(OPTIONS, asof=SNAPSHOT), {"BTC": SKEWED})
+    figure = plot.margin_pnl(result, "BTC")
+    bars = figure.to_dict()["data"]
+    binding = result.groups.set_index("settlement")["binding_scenario"]
+    for bar in bars:
+        settlement = bar["name"].split("(")[1].rstrip(")")
+        red = [
+            x for x, c in zip(list(bar["x"]), bar["marker"]["color"], strict=True) if c == "crimson"
+        ]
+        assert red == [binding[settlement]]
+    contributions = plot.margin_contributions(result).to_dict()["data"][0]
+    assert values(contributions["x"]).max() == pytest.approx(result.positions["contribution"].max())
+    assert isinstance(result.portfolio_pnl["BTC"], pd.DataFrame)
