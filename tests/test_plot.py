@@ -106,3 +106,29 @@ def test_margin_figures():
     contributions = plot.margin_contributions(result).to_dict()["data"][0]
     assert values(contributions["x"]).max() == pytest.approx(result.positions["contribution"].max())
     assert isinstance(result.portfolio_pnl["BTC"], pd.DataFrame)
+
+
+def test_arbitrage_and_parameter_history(tmp_path, demo_essvi_fit):
+    import dataclasses
+
+    import pandas as pd
+
+    from volcal.store import Store
+
+    figure = plot.arbitrage(demo_essvi_fit)
+    data = figure.to_dict()["data"]
+    assert len(data) == len(demo_essvi_fit.grid.t) + 1
+    assert min(values(d["y"]).min() for d in data[:-1]) >= 0.0  # eSSVI: no butterfly
+    assert "dimensionless" in figure.to_dict()["layout"]["yaxis"]["title"]["text"]
+    with Store(tmp_path / "s.sqlite") as store:
+        snapshot = demo_essvi_fit.grid.snapshot
+        for days, limits in ((0, None), (1, {"max_rmse_vol_points": 0.01})):
+            grid = dataclasses.replace(
+                demo_essvi_fit.grid, snapshot=snapshot + pd.Timedelta(days=days)
+            )
+            store.save(dataclasses.replace(demo_essvi_fit, grid=grid), gate=limits)
+        history = plot.parameter_history(store, "demo", "BTC", "ESSVI").to_dict()["data"]
+    names = {d["name"] for d in history}
+    assert {"theta (accepted)", "theta (rejected)", "psi (accepted)"} <= names
+    rejected = next(d for d in history if d["name"] == "theta (rejected)")
+    assert rejected["marker"]["symbol"] == "x" and len(rejected["hovertext"]) == 1

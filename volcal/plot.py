@@ -271,6 +271,74 @@ def residuals(calibration, bins: int = 21) -> go.Figure:
     return figure
 
 
+def arbitrage(calibration) -> go.Figure:
+    """Durrleman's g(k) per slice on the checker's grid (g < 0 is butterfly arbitrage), and
+    calendar violations (total variance falling to the next expiry) as points."""
+    from volcal import arbitrage as checks
+
+    grid = calibration.grid
+    k = checks.default_grid(calibration.model, grid.forward, grid.t)
+    g = np.asarray(checks.durrleman_g(calibration.model, grid.forward, grid.t, k))
+    figure = make_subplots(
+        rows=1, cols=2, subplot_titles=("Durrleman g(k) per slice", "calendar violations")
+    )
+    for i, expiry in enumerate(grid.expiries):
+        figure.add_trace(go.Scatter(x=k[i], y=g[i], mode="lines", name=f"{expiry:%Y-%m-%d}"), 1, 1)
+    figure.add_hline(y=0.0, line_dash="dot", row=1, col=1)
+    calendar = calibration.arbitrage.calendar
+    figure.add_trace(
+        go.Scatter(
+            x=calendar["log_moneyness"],
+            y=calendar["decrease"],
+            mode="markers",
+            name="total variance drop",
+            hovertext=[f"slices {int(s)}->{int(s) + 1}" for s in calendar["slice"]],
+        ),
+        1,
+        2,
+    )
+    figure.update_xaxes(title_text=K_AXIS)
+    figure.update_yaxes(title_text="g (dimensionless)", row=1, col=1)
+    figure.update_yaxes(title_text="total variance drop (vol^2 x years)", row=1, col=2)
+    figure.update_layout(
+        title=f"{type(calibration.model).__name__} arbitrage diagnostics: "
+        f"{calibration.arbitrage.summary()}"
+    )
+    return figure
+
+
+def parameter_history(store, venue: str, underlying: str, model: str) -> go.Figure:
+    """Each stored parameter of ``model`` through time (per-expiry parameters at their nearest
+    expiry to 30 days), rejected calibrations marked with crosses."""
+    history = store.parameter_history(venue, underlying, model)
+    names = list(dict.fromkeys(history["name"]))
+    figure = make_subplots(rows=len(names), cols=1, shared_xaxes=True, subplot_titles=names)
+    for row, name in enumerate(names, start=1):
+        part = history[history["name"] == name]
+        if part["t"].notna().any():
+            # One expiry per surface: the one nearest 30 days.
+            part = part.loc[(part["t"] - 30 / 365).abs().groupby(part["surface_id"]).idxmin()]
+        for status, symbol in (("accepted", "circle"), ("rejected", "x")):
+            shown = part[part["status"] == status]
+            figure.add_trace(
+                go.Scatter(
+                    x=shown["snapshot"],
+                    y=shown["value"],
+                    mode="markers",
+                    marker=dict(symbol=symbol),
+                    name=f"{name} ({status})",
+                    hovertext=shown["surface_id"],
+                ),
+                row,
+                1,
+            )
+    figure.update_xaxes(title_text="snapshot (UTC)", row=len(names), col=1)
+    figure.update_layout(
+        title=f"{venue} {underlying} {model} parameters", height=220 * max(len(names), 1)
+    )
+    return figure
+
+
 def margin_pnl(result, underlying: str, account: str | None = None) -> go.Figure:
     """Portfolio P&L per scenario (bars, settlement currency, before weights) for one
     underlying and account (default: the first), the binding scenario highlighted."""
