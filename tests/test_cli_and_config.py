@@ -20,7 +20,8 @@ runner = CliRunner()
 def test_help_lists_the_subcommands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("refresh", "show", "calibrate", "margin", "demo", "clean", "iv", "version"):
+    for command in ("refresh", "show", "calibrate", "margin", "report", "demo", "clean", "iv",
+                    "version"):
         assert command in result.output
 
 

@@ -132,3 +132,54 @@ def test_arbitrage_and_parameter_history(tmp_path, demo_essvi_fit):
     assert {"theta (accepted)", "theta (rejected)", "psi (accepted)"} <= names
     rejected = next(d for d in history if d["name"] == "theta (rejected)")
     assert rejected["marker"]["symbol"] == "x" and len(rejected["hovertext"]) == 1
+
+
+def test_html_report_is_self_contained(tmp_path, demo_essvi_fit):
+    """``volcal report``: one HTML file with plotly's JavaScript embedded (no external
+    scripts), the summary, per-expiry table, cleaning counts and, with a book, the margin."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from volcal.cli import app
+    from volcal.store import Store
+
+    store = tmp_path / "s.sqlite"
+    with Store(store) as opened:
+        stored = opened.save(demo_essvi_fit)
+    book = tmp_path / "book.csv"
+    book.write_text("instrument,quantity\nBTC-23JAN26-60000-C,-3\nBTC-27MAR26-50000-P,2\n")
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(
+        app,
+        [
+            "report",
+            "--id",
+            stored.id,
+            "--store",
+            str(store),
+            "--book",
+            str(book),
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and stored.id in page
+    assert not re.search(r"<script[^>]+src=", page)  # nothing fetched from the network
+    assert page.count("plotly.js v") >= 1  # the library itself is inline
+    for text in (
+        "Summary",
+        "Per expiry",
+        "Cleaning report",
+        "kept",
+        "Margin",
+        "binding scenario",
+        "ATM term structure",
+    ):
+        assert text in page, text
+    missing = CliRunner().invoke(
+        app, ["report", "--id", "nope", "--store", str(store), "--out", str(out)]
+    )
+    assert missing.exit_code == 2 and "no stored surface" in missing.output

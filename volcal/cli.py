@@ -534,6 +534,56 @@ def _write_margin_report(result, path: Path) -> None:
 
 
 @app.command()
+def report(
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write.", dir_okay=False)],
+    surface_id: Annotated[str | None, typer.Option("--id", help="Stored surface id.")] = None,
+    venue: Annotated[str, typer.Option(help="Venue (without --id).")] = "deribit",
+    underlying: Annotated[str, typer.Option(help="Underlying (without --id).")] = "BTC",
+    model: Annotated[str | None, typer.Option(help="Model (default: the published one).")] = (None),
+    asof: Annotated[str | None, typer.Option(help="Latest accepted surface as of this time.")] = (
+        None
+    ),
+    book: Annotated[
+        Path | None,
+        typer.Option(
+            help="Add the margin of this book (risk matrix, sticky moneyness).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Write a self-contained HTML report (works offline) of a stored calibration, and
+    optionally of a book's margin on it."""
+    from volcal.margin import BookError, Market, load_book, margin
+    from volcal.report import html_report
+    from volcal.store import NoSurfaceError, Store, StoreError
+
+    try:
+        with Store(store) as opened:
+            if surface_id is not None:
+                stored = opened.get(surface_id)
+            else:
+                stored = opened.latest(venue, underlying, model=model, asof=asof)
+            result = None
+            if book is not None:
+                positions = load_book(book, asof=asof)
+                market = Market.from_store(
+                    opened,
+                    stored.venue,
+                    positions.underlyings,
+                    asof=asof or stored.snapshot,
+                    model=stored.model,
+                )
+                result = margin(positions, market, asof=asof)
+    except (BookError, NoSurfaceError, StoreError, ValueError) as error:
+        console.print(f"[red]report failed:[/red] {error}")
+        raise typer.Exit(code=2) from error
+    out.write_text(html_report(stored, margin_result=result))
+    console.print(f"report of surface {stored.id} written to {out}")
+
+
+@app.command()
 def version() -> None:
     """Print the volcal version."""
     import volcal as vc
