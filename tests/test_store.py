@@ -29,6 +29,7 @@ from volcal.store import (
     StaleSurfaceError,
     Store,
     StoreError,
+    _row_values,
     _stored,
 )
 
@@ -299,23 +300,8 @@ def test_migrates_a_version_1_store(tmp_path, store, demo_essvi_fit):
     db = sqlite3.connect(old, isolation_level=None)
     db.executescript(_SCHEMA[1])
     db.execute(
-        "INSERT INTO surfaces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            row["id"],
-            row["venue"],
-            row["underlying"],
-            row["snapshot"],
-            row["model"],
-            row["status"],
-            json.dumps(row["reasons"]),
-            1,
-            json.dumps(row["surface"]),
-            json.dumps(row["diagnostics"]),
-            json.dumps(row["cleaning"]),
-            row["volcal_version"],
-            1,
-            row["created_at"],
-        ),
+        f"INSERT INTO surfaces VALUES ({', '.join('?' * 14)})",
+        _row_values({**row, "schema_version": 1}),
     )
     db.execute("PRAGMA user_version = 1")
     db.close()

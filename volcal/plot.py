@@ -193,27 +193,12 @@ def skew(fits, tenors_days=None, delta: float = 0.25) -> go.Figure:
     )
     for label, surface in surfaces.items():
         days = _tenors(surface, tenors_days)
-        t = days / 365.0
-        figure.add_trace(
-            go.Scatter(
-                x=days,
-                y=np.asarray(surface.risk_reversal(t, delta)) * VOL_POINTS,
-                name=f"{label} RR",
-                mode="lines",
-            ),
-            1,
-            1,
-        )
-        figure.add_trace(
-            go.Scatter(
-                x=days,
-                y=np.asarray(surface.butterfly(t, delta)) * VOL_POINTS,
-                name=f"{label} BF",
-                mode="lines",
-            ),
-            1,
-            2,
-        )
+        for column, (quantity, short) in enumerate(
+            ((surface.risk_reversal, "RR"), (surface.butterfly, "BF")), start=1
+        ):
+            vols = np.asarray(quantity(days / 365.0, delta)) * VOL_POINTS
+            figure.add_trace(go.Scatter(x=days, y=vols, name=f"{label} {short}", mode="lines"),
+                             1, column)  # fmt: skip
     figure.update_xaxes(title_text="days to expiry")
     figure.update_yaxes(title_text="vol points")
     figure.update_layout(title="Constant-maturity skew")

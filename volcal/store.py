@@ -358,25 +358,8 @@ class Store:
     def _insert(self, row: dict) -> None:
         with self._writing() as db:
             db.execute(
-                "INSERT INTO surfaces (id, venue, underlying, snapshot, model, status, reasons, "
-                "published, surface, diagnostics, cleaning, volcal_version, schema_version, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row["id"],
-                    row["venue"],
-                    row["underlying"],
-                    row["snapshot"],
-                    row["model"],
-                    row["status"],
-                    json.dumps(row["reasons"]),
-                    int(row["published"]),
-                    json.dumps(row["surface"]),
-                    json.dumps(row["diagnostics"], default=_json),
-                    json.dumps(row["cleaning"]),
-                    row["volcal_version"],
-                    row["schema_version"],
-                    row["created_at"],
-                ),
+                f"INSERT INTO surfaces ({_COLUMNS}) VALUES ({', '.join('?' * 14)})",
+                _row_values(row),
             )
             self._checkpoint("surface_written")
             db.executemany(
@@ -570,6 +553,17 @@ _COLUMNS = (
     "id, venue, underlying, snapshot, model, status, reasons, published, surface, "
     "diagnostics, cleaning, volcal_version, schema_version, created_at"
 )
+
+
+def _row_values(row: dict) -> tuple:
+    """A row dict (:meth:`Store.save`'s, or an export's) as the values of ``_COLUMNS``."""
+    return (
+        row["id"], row["venue"], row["underlying"], row["snapshot"], row["model"],
+        row["status"], json.dumps(row["reasons"]), int(row["published"]),
+        json.dumps(row["surface"]), json.dumps(row["diagnostics"], default=_json),
+        json.dumps(row["cleaning"]), row["volcal_version"], row["schema_version"],
+        row["created_at"],
+    )  # fmt: skip
 
 
 def _row_dict(row) -> dict:
