@@ -7,6 +7,7 @@ import base64
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 from volcal import plot
 from volcal.surface import VolSurface
@@ -78,6 +79,17 @@ def test_grid_term_structure_skew_surface_and_residuals(demo_essvi_fit):
         values(rr["y"]), np.asarray(surface.risk_reversal(days / 365)) * 100, rtol=1e-12
     )
     assert plot.surface_3d(surface).to_dict()["layout"]["scene"]["zaxis"]["title"]["text"]
+    # Delta axis: at each point, the Black forward call delta of the plotted vol at the
+    # point's strike (hover data) is the x value (scipy's normal CDF, independent of the
+    # surface's bisection).
+    (delta,) = plot.surface_3d(surface, axis="delta", points=9).to_dict()["data"]
+    x, y = values(delta["x"]), values(delta["y"])
+    k, vol = values(delta["customdata"]), values(delta["z"]) / 100
+    s = vol * np.sqrt(y[:, None] / 365)
+    np.testing.assert_allclose(norm.cdf(-k / s + s / 2), np.broadcast_to(x, k.shape), atol=1e-9)
+    assert np.all(np.diff(k, axis=1) < 0)  # higher call delta, lower strike
+    with pytest.raises(ValueError, match="axis"):
+        plot.surface_3d(surface, axis="strike")
     heat = plot.residuals(demo_essvi_fit).to_dict()["data"][0]
     assert np.nanmax(np.abs(values(heat["z"]).astype(float))) <= 100 * np.nanmax(
         np.abs(demo_essvi_fit.residuals)

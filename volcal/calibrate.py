@@ -492,6 +492,17 @@ def _padded(u0: np.ndarray, data: tuple) -> tuple:
     return jnp.asarray(u0[rows]), tuple(padded)
 
 
+def assess(model: Model, grid: IVGrid, status=None, steps=None, *, setup=None) -> Calibration:
+    """The :class:`Calibration` record of given parameters on ``grid``, with no solve: model
+    vols, residuals, RMSE, share inside and the arbitrage report (e.g. of parameters set by
+    hand). ``status`` and ``steps`` per slice default to SUCCESS and 0."""
+    n = len(grid.t)
+    status = np.zeros(n, dtype=int) if status is None else np.asarray(status)
+    steps = np.zeros(n, dtype=int) if steps is None else np.asarray(steps)
+    result = _result(model, grid, status, steps)
+    return result if setup is None else replace(result, setup=setup)
+
+
 def _result(model, grid: IVGrid, status, steps) -> Calibration:
     mask = grid.mask
     model_iv = np.where(mask, np.asarray(model.implied_vol(grid.forward, grid.strike, grid.t)),

@@ -21,6 +21,8 @@ CURVE_POINTS = 201
 CURVE_MARGIN = 0.05
 EXCLUDED_COLOUR = "lightgrey"
 K_AXIS = "log-moneyness ln(K/F)"
+#: Call deltas spanned by the delta axis of :func:`surface_3d`.
+DELTA_RANGE = (0.05, 0.95)
 VOL_AXIS = "implied vol (vol points)"
 
 
@@ -205,17 +207,42 @@ def skew(fits, tenors_days=None, delta: float = 0.25) -> go.Figure:
     return figure
 
 
-def surface_3d(fit, *, half_width: float = 0.5, points: int = 41) -> go.Figure:
-    """The implied-vol surface over log-moneyness x days to expiry (node expiries to the last)."""
+def surface_3d(
+    fit, *, axis: str = "log-moneyness", half_width: float = 0.5, points: int = 41
+) -> go.Figure:
+    """The implied-vol surface over days to expiry (1 day to the last node) and either
+    log-moneyness (``axis="log-moneyness"``, ``-half_width`` to ``half_width``) or the Black
+    forward call delta (``axis="delta"``, 0.05 to 0.95: each point's strike is the one whose
+    undiscounted call delta on the surface's own smile is that value; high delta = low strike).
+    """
     surface = next(iter(_surfaces([fit]).values()))
     days = _tenors(surface, None)
-    k = np.linspace(-half_width, half_width, points)
-    kk, dd = np.meshgrid(k, days)
+    if axis == "log-moneyness":
+        x = np.linspace(-half_width, half_width, points)
+        kk, dd = np.meshgrid(x, days)
+        x_title = K_AXIS
+    elif axis == "delta":
+        x = np.linspace(DELTA_RANGE[0], DELTA_RANGE[1], points)
+        xx, dd = np.meshgrid(x, days)
+        kk = np.asarray(surface.delta_log_moneyness(dd / 365.0, xx, True))
+        x_title = "call delta (Black forward delta)"
+    else:
+        raise ValueError(f"axis must be 'log-moneyness' or 'delta', not {axis!r}")
     vols = np.asarray(surface.implied_vol_at(kk, dd / 365.0)) * VOL_POINTS
-    figure = go.Figure(go.Surface(x=k, y=days, z=vols, colorbar=dict(title="vol points")))
+    figure = go.Figure(
+        go.Surface(
+            x=x,
+            y=days,
+            z=vols,
+            customdata=kk,
+            hovertemplate="%{x:.3f}, %{y:.1f} days<br>k %{customdata:.3f}<br>"
+            "%{z:.2f} vol points<extra></extra>",
+            colorbar=dict(title="vol points"),
+        )
+    )
     figure.update_layout(
         title=f"{surface.underlying} implied-vol surface",
-        scene=dict(xaxis_title=K_AXIS, yaxis_title="days to expiry", zaxis_title=VOL_AXIS),
+        scene=dict(xaxis_title=x_title, yaxis_title="days to expiry", zaxis_title=VOL_AXIS),
     )
     return figure
 

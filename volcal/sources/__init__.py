@@ -6,9 +6,32 @@ underlying="BTC")`` (live, or ``replay=cassette``), ``load_chain(path, format="c
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from volcal.chain import Chain
+
+#: Environment variable naming the shared market-data folder (see :func:`shared_data`).
+SHARED_DATA_VARIABLE = "VOLCAL_SHARED_DATA"
+
+
+def shared_data(*parts: str) -> Path:
+    """A path in the shared market-data folder: ``$VOLCAL_SHARED_DATA``, else ``shared/data``
+    beside a volcal checkout (``../shared/data`` from the repository root).
+
+    Raises ``FileNotFoundError`` naming the variable when the folder (or ``parts``) is missing.
+    """
+    configured = os.environ.get(SHARED_DATA_VARIABLE)
+    checkout = Path(__file__).resolve().parents[3] / "shared" / "data"
+    root = Path(configured) if configured else checkout
+    path = root.joinpath(*parts)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"shared market data not found at {path}: set {SHARED_DATA_VARIABLE} to the "
+            f"folder holding raw/, deribit_history/ and spot_history/"
+        )
+    return path
+
 
 #: File layouts :func:`load_chain` reads, by name.
 FILE_FORMATS = ("deribit", "deribit-2020", "cboe", "tardis")
