@@ -195,3 +195,21 @@ def test_html_report_is_self_contained(tmp_path, demo_essvi_fit):
         app, ["report", "--id", "nope", "--store", str(store), "--out", str(out)]
     )
     assert missing.exit_code == 2 and "no stored surface" in missing.output
+
+
+def test_png_export_when_a_browser_is_present(demo_essvi_fit, tmp_path):
+    """PNG export runs only where kaleido and a Chromium are installed (skipped otherwise)."""
+    import os
+    import shutil
+
+    pytest.importorskip("kaleido")
+    if not (os.environ.get("BROWSER_PATH") or any(shutil.which(b) for b in plot.BROWSERS)):
+        pytest.skip("no Chromium for kaleido (install chromium-headless-shell)")
+    path = tmp_path / "smiles.png"
+    plot.write_png(plot.smile_grid(demo_essvi_fit), path, width=900)
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+    assert width == 900 and height == demo_essvi_fit.grid.t.size // 3 * 300 + (
+        300 if demo_essvi_fit.grid.t.size % 3 else 0
+    )

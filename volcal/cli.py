@@ -410,10 +410,17 @@ def calibrate_command(
     format: Annotated[str | None, typer.Option("--format", help="File layout.")] = None,
     snapshot: Annotated[str | None, typer.Option(help="Snapshot time.")] = None,
     save: Annotated[bool, typer.Option(help="Gate and store the result.")] = False,
+    png: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the smile grid and the 3D surface as PNGs into this folder "
+            "(needs the plot extra and a Chromium)."
+        ),
+    ] = None,
     store: StoreOption = None,
 ) -> None:
     """Calibrate one model to one chain and print the fit per expiry; --save gates and
-    stores it."""
+    stores it; --png writes its figures."""
     import volcal as vc
     from volcal.refresh import DEFAULT_MODEL_OPTIONS, ConfigError, _load, load_config
     from volcal.store import Store
@@ -442,6 +449,27 @@ def calibrate_command(
             stored = opened.save(replace(fit, grid=replace(grid, venue=job.venue)))
         console.print(f"stored as {stored.id}: {stored.status}"
                       + "".join(f"; {f.detail}" for f in stored.reasons))  # fmt: skip
+    if png is not None:
+        _write_pngs(fit, png)
+
+
+def _write_pngs(fit, folder: Path) -> None:
+    from volcal import plot
+
+    folder.mkdir(parents=True, exist_ok=True)
+    grid = fit.grid
+    stem = f"{grid.underlying.lower()}-{type(fit.model).__name__.lower()}-{grid.snapshot:%Y%m%d}"
+    figures = {
+        f"{stem}-smiles.png": (plot.smile_grid(fit), {}),
+        f"{stem}-surface.png": (plot.surface_3d(fit, axis="delta"), {"height": 900}),
+    }
+    for name, (figure, size) in figures.items():
+        try:
+            plot.write_png(figure, folder / name, **size)
+        except RuntimeError as error:
+            console.print(f"[red]PNG export failed:[/red] {error}")
+            raise typer.Exit(code=2) from error
+        console.print(f"wrote {folder / name}")
 
 
 @app.command("margin")

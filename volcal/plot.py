@@ -20,6 +20,8 @@ VOL_POINTS = 100.0
 CURVE_POINTS = 201
 CURVE_MARGIN = 0.05
 EXCLUDED_COLOUR = "lightgrey"
+#: One colour per fitted model, the same in every subplot of a grid.
+FIT_COLOURS = ("crimson", "darkorange", "seagreen", "mediumpurple", "teal")
 K_AXIS = "log-moneyness ln(K/F)"
 #: Call deltas spanned by the delta axis of :func:`surface_3d`.
 DELTA_RANGE = (0.05, 0.95)
@@ -110,10 +112,13 @@ def _smile_traces(grid, index: int, surfaces: dict, show_legend: bool) -> list:
     low, high = float(k.min()) - CURVE_MARGIN, float(k.max()) + CURVE_MARGIN
     x = np.linspace(low, high, CURVE_POINTS)
     t = float(grid.t[index])
-    for label, surface in surfaces.items():
+    for j, (label, surface) in enumerate(surfaces.items()):
         vols = np.asarray(surface.implied_vol_at(x, t)) * VOL_POINTS
+        line = dict(color=FIT_COLOURS[j % len(FIT_COLOURS)])
         traces.append(
-            go.Scatter(x=x, y=vols, mode="lines", name=label, legendgroup=label, **legend)
+            go.Scatter(
+                x=x, y=vols, mode="lines", name=label, legendgroup=label, line=line, **legend
+            )
         )
     return traces
 
@@ -401,6 +406,38 @@ def margin_contributions(result, top: int = 20) -> go.Figure:
         yaxis_autorange="reversed",
     )
     return figure
+
+
+#: Browsers tried, in order, when ``BROWSER_PATH`` is not set (Debian's packages first).
+BROWSERS = ("chromium-headless-shell", "chromium", "google-chrome", "chrome")
+PNG_WIDTH = 1400
+
+
+def write_png(figure: go.Figure, path, *, width: int = PNG_WIDTH, height: int | None = None):
+    """Write ``figure`` as a PNG through kaleido (the ``plot`` extra) and a headless Chromium.
+
+    The browser is ``$BROWSER_PATH``, else the first of :data:`BROWSERS` on the PATH (Debian's
+    ``chromium-headless-shell`` works offline). ``height`` defaults to the figure's own, else
+    ``0.6 width``. Raises ``RuntimeError`` naming what is missing.
+    """
+    import os
+    import shutil
+
+    try:
+        import kaleido  # noqa: F401
+    except ImportError as error:
+        raise RuntimeError("PNG export needs kaleido: pip install 'volcal[plot]'") from error
+    browser = os.environ.get("BROWSER_PATH") or next(
+        (found for name in BROWSERS if (found := shutil.which(name))), None
+    )
+    if browser is None:
+        raise RuntimeError(
+            "PNG export needs a Chromium: install Debian's chromium-headless-shell (or set "
+            "BROWSER_PATH to a Chrome or Chromium executable)"
+        )
+    os.environ["BROWSER_PATH"] = browser
+    height = height or figure.layout.height or int(0.6 * width)
+    figure.write_image(str(path), format="png", width=width, height=height)
 
 
 def _expiry_index(grid, expiry) -> int:
