@@ -7,6 +7,7 @@ import itertools
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -19,24 +20,16 @@ from volcal.margin.coverage import (
     traffic_light,
 )
 
+from .conftest import DATA
+
 #: Statistics computed two ways in double precision (different but exact formulas).
 EXACT = 1e-12
-#: Basel Committee on Banking Supervision (1996), "Supervisory framework for the use of
-#: 'backtesting' in conjunction with the internal models approach to market risk capital
-#: requirements", Table 2 (250 observations, 99% coverage): zone and cumulative probability (%)
-#: of that many exceptions or fewer, published to two decimals.
+#: Basel traffic-light table (BCBS 1996, Table 2: 250 observations, 99% coverage) from
+#: tests/data/basel_traffic_light.csv, whose header gives the source and the columns:
+#: exceptions -> (zone, cumulative probability in percent of that many exceptions or fewer).
 BASEL_TABLE = {
-    0: ("green", 8.11),
-    1: ("green", 28.58),
-    2: ("green", 54.32),
-    3: ("green", 75.81),
-    4: ("green", 89.22),
-    5: ("yellow", 95.88),
-    6: ("yellow", 98.63),
-    7: ("yellow", 99.60),
-    8: ("yellow", 99.89),
-    9: ("yellow", 99.97),
-    10: ("red", 99.99),
+    int(row.exceptions): (row.zone, float(row.cumulative_percent))
+    for row in pd.read_csv(DATA / "basel_traffic_light.csv", comment="#").itertuples()
 }
 #: The table's rounding: half a unit in the second decimal, in percent.
 BASEL_ROUNDING = 0.005
@@ -186,6 +179,11 @@ def test_independent_bernoulli_breaches_not_rejected():
 
 # ---------------------------------------------------------------------------------------------
 # Traffic light
+
+
+def test_basel_table_file_has_every_row():
+    assert sorted(BASEL_TABLE) == list(range(11)), sorted(BASEL_TABLE)
+    assert {zone for zone, _ in BASEL_TABLE.values()} == {"green", "yellow", "red"}
 
 
 @pytest.mark.parametrize("count", sorted(BASEL_TABLE))

@@ -1,6 +1,6 @@
-"""Risk-parameter calibration: scan-range quantiles against known distributions, out-of-sample
-coverage on GARCH-t paths (tested with the coverage module), no look-ahead, anti-procyclicality
-tools on a stress episode, vol shocks and the vega power law, and the map onto the risk matrix."""
+"""Price risk-parameter calibration: scan-range quantiles against known distributions,
+out-of-sample coverage on GARCH-t paths (tested with the coverage module), no look-ahead, the
+stress floor, and the map of a whole calibration onto the risk matrix."""
 
 from __future__ import annotations
 
@@ -12,24 +12,19 @@ from scipy import optimize, stats
 from volcal.margin import risk_matrix
 from volcal.margin.coverage import christoffersen, kupiec
 from volcal.margin.risk_parameters import (
-    APC_BUFFER_RATE,
-    APC_STRESSED_WEIGHT,
     EWMA_SEED_DAYS,
-    MarginBuffer,
-    RiskParameters,
-    apply_apc,
     backtest_breaches,
     calibrate_risk_parameters,
-    fit_vega_power,
     log_returns,
     rolling_scan_range,
     scan_range_filtered,
     scan_range_historical,
     simulate_garch_t,
     stress_floor,
-    vol_shocks,
 )
 from volcal.margin.scenarios import RISK_MATRIX_DEFAULTS
+
+from .test_vol_shocks import synthetic_vol_history
 
 #: A crypto-like GARCH(1,1)-t: daily vol sqrt(omega / (1 - alpha - beta)) = 3%, persistence
 #: 0.98, 5 degrees of freedom (fat tails), in the range of Bollerslev-style fits to BTC.
@@ -41,12 +36,9 @@ WINDOW = 500
 #: 5-day sums; the tolerances are 5 standard deviations.
 NORMAL_DAYS = 100_000
 QUANTILE_TOLERANCE = {1: 0.015, 5: 0.035}
-#: Exact round trips (fit of exact power-law data, risk-matrix scale).
+#: Identities that hold up to rounding: the filtered range of constant returns, and the
+#: exact power law recovered through the whole calibration.
 EXACT = 1e-10
-#: Power recovered from shocks with 3% lognormal noise: standard error about 0.015 on this
-#: tenor grid; tolerance about 3 standard errors.
-NOISY_POWER_TOLERANCE = 0.05
-TENORS = np.array([1.0, 3.0, 7.0, 14.0, 30.0, 60.0, 90.0, 180.0, 365.0])
 
 
 def daily(values, start="2020-01-01", name=None) -> pd.Series:
@@ -160,105 +152,7 @@ def test_filtered_values_start_after_the_ewma_seed(garch_returns):
 
 
 # ---------------------------------------------------------------------------------------------
-# Anti-procyclicality
-
-
-@pytest.fixture(scope="module")
-def stress_episode() -> pd.Series:
-    """A base scan range: 10% for 300 days, up to 25% over 10 days, 150 days at 25%, back to
-    10% (the stressed days leave the lookback window)."""
-    ramp = np.linspace(0.10, 0.25, 11)[1:]
-    return daily(np.r_[np.full(300, 0.10), ramp, np.full(150, 0.25), np.full(240, 0.10)])
-
-
-def largest_increase(series, days=5) -> float:
-    """Largest relative increase of the margin over ``days`` days."""
-    values = np.asarray(series)
-    return float(np.max(values[days:] / values[:-days] - 1.0))
-
-
-def peak_to_trough(series) -> float:
-    return float(np.max(series) / np.min(series))
-
-
-def test_buffer_behaves_as_defined(stress_episode):
-    base = stress_episode.to_numpy()
-    result = apply_apc(stress_episode, buffer=MarginBuffer())
-    margin = result.parameter.to_numpy()
-    stressed = result.buffer_stressed.to_numpy()
-    rate = APC_BUFFER_RATE
-    first_stress = int(np.argmax(stressed))
-    assert first_stress == 300
-    np.testing.assert_allclose(margin[:first_stress], base[:first_stress] * (1 + rate), rtol=EXACT)
-    assert (margin >= base * (1 - EXACT)).all() and (margin <= base * (1 + rate + EXACT)).all()
-    for t in np.flatnonzero(stressed):
-        expected = np.clip(margin[t - 1], base[t], base[t] * (1 + rate))
-        assert margin[t] == pytest.approx(expected, rel=EXACT), t
-    # The first stress day: the base rises 15%, the margin not at all.
-    assert margin[300] == pytest.approx(margin[299], rel=EXACT)
-    assert largest_increase(margin) < largest_increase(base)
-    np.testing.assert_allclose(result.effects.sum(axis=1), margin - base, atol=EXACT)
-
-
-def test_partial_release_keeps_part_of_the_buffer(stress_episode):
-    result = apply_apc(stress_episode, buffer=MarginBuffer(release=0.5))
-    floor = stress_episode * (1 + 0.5 * APC_BUFFER_RATE)
-    assert (result.parameter >= floor * (1 - EXACT)).all()
-    assert result.buffer_stressed.any()
-    assert largest_increase(result.parameter) < largest_increase(stress_episode)
-
-
-def test_stressed_weight_given_value(stress_episode):
-    stressed = 0.30
-    result = apply_apc(stress_episode, stressed_weight=APC_STRESSED_WEIGHT, stressed_value=stressed)
-    margin = result.parameter
-    expected = APC_STRESSED_WEIGHT * stressed + (1 - APC_STRESSED_WEIGHT) * stress_episode
-    np.testing.assert_allclose(margin, expected, rtol=EXACT)
-    assert (margin >= APC_STRESSED_WEIGHT * stressed).all()
-    assert peak_to_trough(margin) < peak_to_trough(stress_episode)
-    assert largest_increase(margin) < largest_increase(stress_episode)
-
-
-def test_stressed_weight_default_is_the_worst_so_far(stress_episode):
-    margin = apply_apc(stress_episode, stressed_weight=APC_STRESSED_WEIGHT).parameter
-    worst_so_far = stress_episode.cummax()
-    assert (margin >= APC_STRESSED_WEIGHT * worst_so_far - EXACT).all()
-    assert (margin >= stress_episode - EXACT).all()
-    # After the episode the margin keeps a quarter of the stressed level.
-    after = stress_episode.index[-1]
-    assert margin[after] == pytest.approx(0.25 * 0.25 + 0.75 * 0.10, rel=EXACT)
-
-
-def test_lookback_floor(stress_episode):
-    floor = daily(np.linspace(0.14, 0.16, stress_episode.size))
-    result = apply_apc(stress_episode, lookback_floor=floor)
-    margin = result.parameter
-    assert (margin >= floor).all() and (margin >= stress_episode).all()
-    np.testing.assert_allclose(margin, np.maximum(stress_episode, floor), rtol=EXACT)
-    assert peak_to_trough(margin) < peak_to_trough(stress_episode)
-    assert largest_increase(margin) < largest_increase(stress_episode)
-    with pytest.raises(ValueError, match="no value on"):
-        apply_apc(stress_episode, lookback_floor=floor.iloc[10:])
-
-
-def test_apc_tools_compose_on_a_garch_stress_episode(garch_returns):
-    returns = garch_returns.iloc[:1500].copy()
-    returns.iloc[700:760] *= 3.0  # a stress episode
-    base = rolling_scan_range(returns, 0.99, 1, 250)
-    floor = rolling_scan_range(returns, 0.99, 1, 1000, min_observations=250)
-    result = apply_apc(base, buffer=0.25, stressed_weight=0.25, lookback_floor=floor)
-    assert (result.effects >= -EXACT).all().all()
-    np.testing.assert_allclose(result.effects.sum(axis=1), result.parameter - base, atol=EXACT)
-    assert (result.parameter >= np.maximum(base, floor) - EXACT).all()
-    assert largest_increase(result.parameter) < largest_increase(base)
-    # Causal: changing returns after a day leaves the adjusted parameter up to it unchanged.
-    cut = returns.index[900]
-    altered = returns.copy()
-    altered[altered.index > cut] *= 0.2
-    base2 = rolling_scan_range(altered, 0.99, 1, 250)
-    floor2 = rolling_scan_range(altered, 0.99, 1, 1000, min_observations=250)
-    again = apply_apc(base2, buffer=0.25, stressed_weight=0.25, lookback_floor=floor2)
-    pd.testing.assert_series_equal(result.parameter[:cut], again.parameter[:cut])
+# Stress floor
 
 
 def test_stress_floor_is_the_worst_window(garch_returns):
@@ -272,95 +166,7 @@ def test_stress_floor_is_the_worst_window(garch_returns):
 
 
 # ---------------------------------------------------------------------------------------------
-# Vol shocks and the vega power law
-
-
-def power_law(days, level, short_power, long_power):
-    days = np.maximum(days, 1.0)
-    return level * (30.0 / days) ** np.where(days < 30.0, short_power, long_power)
-
-
-def test_vol_shocks_by_hand():
-    vols = pd.DataFrame(
-        {7: [0.5, 0.6, 0.3, 0.45, 0.9], 30: [0.4, 0.44, np.nan, 0.5, 0.55]},
-        index=pd.date_range("2024-01-01", periods=5, freq="D"),
-    )
-    table = vol_shocks(vols, 1, 0.5).table
-    # Tenor 7: relative changes 0.2, -0.5, 0.5, 1.0 (median 0.35; of the negatives -0.35),
-    # absolute 0.1, -0.3, 0.15, 0.45 (medians 0.125 and -0.125).
-    assert table.loc[7.0, ["up", "down"]].tolist() == pytest.approx([0.35, -0.35])
-    assert table.loc[7.0, ["up_absolute", "down_absolute"]].tolist() == pytest.approx(
-        [0.125, -0.125]
-    )
-    # Tenor 30: the missing day drops the two changes around it, leaving 0.1 and 0.1.
-    assert table.loc[30.0, "observations"] == 2 and table.loc[7.0, "observations"] == 4
-    assert table.loc[30.0, ["up", "down"]].tolist() == pytest.approx([0.1, -0.1])
-    with pytest.raises(ValueError, match="needs at least 20"):
-        vol_shocks(vols, 1, 0.95)
-
-
-def test_fit_vega_power_exact():
-    shocks = pd.DataFrame(
-        {"up": power_law(TENORS, 0.5, 0.3, 0.13), "down": power_law(TENORS, 0.25, 0.3, 0.13)},
-        index=TENORS,
-    )
-    fit = fit_vega_power(shocks)
-    assert fit.short_power == pytest.approx(0.3, abs=EXACT)
-    assert fit.long_power == pytest.approx(0.13, abs=EXACT)
-    assert fit.pivot_shock.to_dict() == pytest.approx({"up": 0.5, "down": 0.25}, abs=EXACT)
-    assert fit.rmse_log < EXACT
-    single = fit_vega_power(shocks["up"])
-    assert (single.short_power, single.long_power) == pytest.approx((0.3, 0.13), abs=EXACT)
-
-
-def test_fit_vega_power_noisy():
-    noise = np.exp(np.random.default_rng(8).normal(0.0, 0.03, TENORS.size))
-    fit = fit_vega_power(pd.Series(power_law(TENORS, 0.5, 0.35, 0.1) * noise, index=TENORS))
-    assert fit.short_power == pytest.approx(0.35, abs=NOISY_POWER_TOLERANCE)
-    assert fit.long_power == pytest.approx(0.1, abs=NOISY_POWER_TOLERANCE)
-    assert fit.pivot_shock.iloc[0] == pytest.approx(0.5, rel=0.05)
-
-
-def test_fit_vega_power_needs_both_sides():
-    with pytest.raises(ValueError, match="below the pivot"):
-        fit_vega_power(pd.Series([0.5, 0.4, 0.3], index=[30, 90, 180]))
-
-
-def synthetic_vol_history(days: int, short_power: float, long_power: float, seed: int):
-    """ATM vols whose daily relative change at tenor d is (30/d)^p g_t, for one common g."""
-    common = np.random.default_rng(seed).normal(0.0, 0.03, days - 1)
-    scale = power_law(TENORS, 1.0, short_power, long_power)
-    growth = np.vstack([np.ones(TENORS.size), 1.0 + np.outer(common, scale)])
-    vols = 0.6 * np.cumprod(growth, axis=0)
-    return pd.DataFrame(vols, index=pd.date_range("2023-01-01", periods=days), columns=TENORS)
-
-
-def test_vol_shocks_recover_the_risk_matrix_rule():
-    vols = synthetic_vol_history(600, 0.3, 0.13, seed=4)
-    shocks = vol_shocks(vols, 1, 0.99)
-    fit = fit_vega_power(shocks.table[["up", "down"]])
-    assert (fit.short_power, fit.long_power) == pytest.approx((0.3, 0.13), abs=EXACT)
-    parameters = RiskParameters(
-        underlying="SOL",
-        as_of=vols.index[-1],
-        confidence=0.99,
-        horizon_days=1,
-        method="historical",
-        price_range=0.2,
-        vol_range_up=float(fit.pivot_shock["up"]),
-        vol_range_down=float(fit.pivot_shock["down"]),
-        short_term_vega_power=fit.short_power,
-        long_term_vega_power=fit.long_power,
-    )
-    scenarios = risk_matrix("SOL", **parameters.overrides())
-    scale, _, _ = scenarios.vol_terms(TENORS)
-    up = scenarios.vol_direction > 0
-    down = scenarios.vol_direction < 0
-    # Deribit's rule sigma (1 + up s(DTE)) reproduces the calibrated shock at every tenor.
-    expected_up = np.broadcast_to(1.0 + shocks.table[["up"]].to_numpy(), scale[:, up].shape)
-    expected_down = np.broadcast_to(1.0 - shocks.table[["down"]].to_numpy(), scale[:, down].shape)
-    np.testing.assert_allclose(scale[:, up], expected_up, rtol=EXACT)
-    np.testing.assert_allclose(scale[:, down], expected_down, rtol=EXACT)
+# Whole calibration
 
 
 def test_calibrate_risk_parameters_end_to_end(garch_returns):
@@ -397,7 +203,3 @@ def test_bad_inputs_raise_clearly(garch_returns):
         scan_range_historical(garch_returns.iloc[::-1], 0.99, 1)
     with pytest.raises(ValueError, match="unknown method"):
         rolling_scan_range(garch_returns, 0.99, 1, 200, method="garch")
-    with pytest.raises(ValueError, match="stressed_value without stressed_weight"):
-        apply_apc(garch_returns.abs() + 0.01, stressed_value=0.3)
-    with pytest.raises(ValueError, match="release"):
-        MarginBuffer(release=1.5)

@@ -25,6 +25,7 @@ from volcal.gate import GateReason, evaluate, gate_config
 from volcal.refresh import ExitCode, Outcome, exit_code
 from volcal.store import (
     _SCHEMA,
+    SCHEMA_VERSION,
     NoSurfaceError,
     StaleSurfaceError,
     Store,
@@ -306,7 +307,8 @@ def test_migrates_a_version_1_store(tmp_path, store, demo_essvi_fit):
     db.execute("PRAGMA user_version = 1")
     db.close()
     with Store(old) as migrated:
-        assert migrated.schema_version == 2
+        assert migrated.schema_version == SCHEMA_VERSION == 3
+        assert migrated.failures().empty and migrated.margin_parameters("BTC") is None
         assert migrated.latest("demo", "BTC", now=demo_essvi_fit.grid.snapshot).id == stored.id
         assert len(migrated.parameter_history("demo", "BTC", "ESSVI")) == 3 * len(
             demo_essvi_fit.grid.t
@@ -341,3 +343,27 @@ def test_stored_record_keeps_diagnostics(store, demo_essvi_fit):
     assert again.diagnostics["rmse"] == pytest.approx(demo_essvi_fit.rmse, rel=1e-15)
     assert again.cleaning["kept"] == int(demo_essvi_fit.grid.mask.sum())
     assert again.diagnostics["solver_status"][0] in ("SUCCESS", "CONSTRAINT_ACTIVE")
+
+
+def test_failures_margin_parameters_and_snapshot_spots(store, demo_essvi_fit):
+    """Schema 3's tables: recorded failures, versioned margin parameters (latest as of a
+    time), and the spot recorded with each stored snapshot."""
+    grid = demo_essvi_fit.grid
+    store.record_failure("demo", "BTC", grid.snapshot, "(chain)", "chain", "ValueError: bad")
+    failures = store.failures("demo", "BTC")
+    assert failures[["model", "stage", "error"]].values.tolist() == [
+        ["(chain)", "chain", "ValueError: bad"]
+    ]
+    assert failures["snapshot"].iloc[0] == grid.snapshot
+    first = store.save_margin_parameters("BTC", "2026-01-01", "filtered", {"price_range": 0.1})
+    second = store.save_margin_parameters("BTC", "2026-02-01", "filtered", {"price_range": 0.2})
+    assert store.margin_parameters("BTC")["id"] == second
+    assert store.margin_parameters("BTC", asof="2026-01-15")["id"] == first
+    assert store.margin_parameters("BTC", asof="2025-12-31") is None
+    assert store.margin_parameter_history("BTC")["price_range"].tolist() == [0.1, 0.2]
+    store.save(demo_essvi_fit)
+    spots = store.snapshot_spots("demo", "BTC")
+    # The demo chain's nearest expiry is not on the index: its forward is the spot.
+    forwards = grid.report.forwards.sort_values("t")
+    assert spots.index.tolist() == [grid.snapshot]
+    assert spots.iloc[0] == float(forwards["forward"].iloc[0])

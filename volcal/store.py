@@ -36,10 +36,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from volcal._store_tables import SCHEMA_V3, StoreTables
 from volcal.gate import GateDecision, GateFailure, GateReason, evaluate, gate_config
 from volcal.surface import VolSurface
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_PATH = Path("models") / "volcal.sqlite"
 #: Seconds a writer waits for another writer's lock before failing.
 LOCK_TIMEOUT = 30.0
@@ -85,6 +86,8 @@ _SCHEMA = {
         );
         CREATE INDEX parameters_surface ON parameters (surface_id);
     """,
+    # Version 3: failures recorded by backfills, and the margin engine's risk parameters.
+    3: SCHEMA_V3,
 }
 
 
@@ -174,7 +177,7 @@ class StoredSurface:
         return VolSurface.from_record(self.record, surface_id=self.id)
 
 
-class Store:
+class Store(StoreTables):
     """The parameter store (module docstring).
 
     Parameters
@@ -645,6 +648,9 @@ def _parameter_rows(surface_id: str, record: dict) -> list[tuple]:
 
 def _diagnostics(calibration, decision: GateDecision) -> dict:
     from volcal.calibrate import CalibrationStatus
+    from volcal.history import snapshot_spot
+
+    spot, spot_source = snapshot_spot(calibration.grid)
 
     def finite(values):
         return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, float)]
@@ -660,6 +666,8 @@ def _diagnostics(calibration, decision: GateDecision) -> dict:
         "butterfly_points": len(calibration.arbitrage.butterfly),
         "calendar_points": len(calibration.arbitrage.calendar),
         "arbitrage": calibration.arbitrage.summary(),
+        "snapshot_spot": spot if np.isfinite(spot) else None,
+        "snapshot_spot_source": spot_source,
         "gate": {
             k: (v if not isinstance(v, float) or np.isfinite(v) else None)
             for k, v in decision.measures.items()

@@ -1,14 +1,15 @@
-"""Risk parameters of the margin engine calibrated from price and implied-vol history.
+"""Risk parameters of the margin engine: price scan ranges from price history, and the whole chain.
 
 Price scan range (the risk matrix's ``price_range``): a quantile of the absolute h-day move by
 plain or EWMA-filtered historical simulation (:func:`scan_range_historical`,
 :func:`scan_range_filtered`), the parameter known on each day (:func:`rolling_scan_range`),
-its backtest breaches (:func:`backtest_breaches`, tested by :mod:`volcal.margin.coverage`),
-anti-procyclicality tools (:func:`apply_apc`) and a stress floor (:func:`stress_floor`).
-Vol shocks: quantiles of h-day changes of constant-maturity ATM vols (:func:`vol_shocks`) and the
-risk matrix's vega power law fitted to them (:func:`fit_vega_power`). :class:`RiskParameters`
-holds one calibration with its audit trail and maps onto :func:`volcal.margin.risk_matrix`;
-:func:`calibrate_risk_parameters` runs the whole chain.
+its backtest breaches (:func:`backtest_breaches`, tested by :mod:`volcal.margin.coverage`) and
+a stress floor (:func:`stress_floor`). :class:`RiskParameters` holds one calibration with its
+audit trail and maps onto :func:`volcal.margin.risk_matrix`; :func:`calibrate_risk_parameters`
+runs the whole chain, with the anti-procyclicality tools of
+:mod:`volcal.margin.procyclicality` and the vol shocks and vega power law of
+:mod:`volcal.margin.vol_shocks`. :func:`simulate_garch_t` generates GARCH(1,1)-t returns to
+test the calibration on.
 
 Conventions: ``returns`` are daily log returns ``r_t = ln(S_t / S_{t-1})``, a pandas Series
 indexed by date (increasing, unique, no missing values); a horizon of ``h`` days is ``h``
@@ -29,10 +30,9 @@ J.P. Morgan/Reuters (1996), "RiskMetrics - Technical Document", 4th ed., Part II
 G. Barone-Adesi, K. Giannopoulos, L. Vosper (1999), "VaR without correlations for portfolios
 of derivative securities", Journal of Futures Markets 19(5), 583-602 (filtered historical
 simulation).
-Commission Delegated Regulation (EU) No 153/2013 (EMIR RTS on CCP requirements), Article 28
-(procyclicality); CPMI-IOSCO (2012), "Principles for financial market infrastructures",
-Principle 6 (margin); ESMA (2018), "Guidelines on EMIR Anti-Procyclicality Margin
-Measures for Central Counterparties".
+T. Bollerslev (1987), "A conditionally heteroskedastic time series model for speculative
+prices and rates of return", Review of Economics and Statistics 69(3), 542-547
+(:func:`simulate_garch_t`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,16 @@ import numpy as np
 import pandas as pd
 from scipy import signal
 
-from volcal.margin.scenarios import MIN_DAYS, PIVOT_DAYS, RISK_MATRIX_DEFAULTS
+from volcal.margin._checks import (
+    _check_confidence,
+    _check_horizon,
+    _check_series,
+    _require_tail,
+    _tail_minimum,
+)
+from volcal.margin.procyclicality import MarginBuffer, apply_apc
+from volcal.margin.scenarios import RISK_MATRIX_DEFAULTS
+from volcal.margin.vol_shocks import fit_vega_power, vol_shocks
 
 #: RiskMetrics' EWMA decay factor for daily data (Technical Document 1996, Part II, chapter 5).
 RISKMETRICS_LAMBDA = 0.94
@@ -52,19 +61,6 @@ RISKMETRICS_LAMBDA = 0.94
 #: (a volcal choice; RiskMetrics does not fix a seed). Its weight decays as lambda^t:
 #: 0.94^250 = 2e-7. Filtered parameters exist from that day on, so no seed sees the future.
 EWMA_SEED_DAYS = 30
-#: EMIR RTS 153/2013 Art. 28(1)(a): a margin buffer of at least 25% of calculated margin,
-#: which may be temporarily exhausted while calculated margin rises significantly.
-APC_BUFFER_RATE = 0.25
-#: Art. 28(1)(b): at least 25% weight on stressed observations.
-APC_STRESSED_WEIGHT = 0.25
-#: Art. 28(1)(c): margin not below that of a 10-year lookback (3650 daily observations).
-APC_FLOOR_LOOKBACK_DAYS = 3650
-#: When the buffer counts a day as stressed and how it is rebuilt: EMIR leaves these to the CCP;
-#: volcal's choices are a base parameter 10% above its mean of the previous 60 days, and a
-#: rebuild spread over 20 days after the stress ends (no margin jump of the full buffer).
-BUFFER_STRESS_THRESHOLD = 0.10
-BUFFER_REFERENCE_DAYS = 60
-BUFFER_REBUILD_DAYS = 20
 #: Deribit's shocked-up vol floor (scenarios.RISK_MATRIX_DEFAULTS, the same for BTC and ETH).
 DEFAULT_MIN_VOL_FOR_SHOCK_UP = RISK_MATRIX_DEFAULTS["BTC"]["min_vol_for_shock_up"]
 #: The risk-matrix parameter names (the keys :func:`volcal.margin.risk_matrix` accepts), and
@@ -333,350 +329,6 @@ def stress_floor(
 
 
 # ---------------------------------------------------------------------------------------------
-# Anti-procyclicality
-
-
-@dataclass(frozen=True)
-class MarginBuffer:
-    """EMIR's margin buffer (RTS 153/2013 Art. 28(1)(a)), released in stress.
-
-    Attributes
-    ----------
-    rate : float >= 0
-        Buffer ``b`` as a fraction of the base (0.25).
-    release : float in [0, 1]
-        Fraction ``r`` of the buffer that may be used up in stress (1: all of it).
-    threshold : float >= 0
-        A day is stressed when the base exceeds ``(1 + threshold)`` times its mean over the
-        previous ``reference_days`` days (fewer at the start of the series).
-    reference_days : int >= 1
-    rebuild_days : int >= 1
-        After stress the buffer grows back by ``b / rebuild_days`` of the base per day.
-
-    Notes
-    -----
-    With base ``B_t`` the margin is ``M_t = B_t (1 + u_t)``, buffer in use ``u_0 = b`` and
-
-    * stressed day: ``u_t = clip(M_{t-1} / B_t - 1, b (1 - r), b)``, i.e. the margin stays at
-      yesterday's level while the rise of the base is absorbed by the buffer, and rises only
-      once the releasable buffer is used up; it never exceeds ``B_t (1 + b)``;
-    * other day: ``u_t = min(b, u_{t-1} + b / rebuild_days)``.
-
-    So always ``B_t (1 + b (1 - r)) <= M_t <= B_t (1 + b)``, in normal times (buffer rebuilt)
-    ``M_t = B_t (1 + b)``, and on a stressed day
-    ``M_t = clip(M_{t-1}, B_t (1 + b (1 - r)), B_t (1 + b))``.
-    """
-
-    rate: float = APC_BUFFER_RATE
-    release: float = 1.0
-    threshold: float = BUFFER_STRESS_THRESHOLD
-    reference_days: int = BUFFER_REFERENCE_DAYS
-    rebuild_days: int = BUFFER_REBUILD_DAYS
-
-    def __post_init__(self):
-        if not (np.isfinite(self.rate) and self.rate >= 0):
-            raise ValueError(f"buffer rate must be >= 0, got {self.rate!r}")
-        if not 0.0 <= self.release <= 1.0:
-            raise ValueError(f"buffer release must be in [0, 1], got {self.release!r}")
-        if not (np.isfinite(self.threshold) and self.threshold >= 0):
-            raise ValueError(f"buffer threshold must be >= 0, got {self.threshold!r}")
-        for name in ("reference_days", "rebuild_days"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | np.integer) and value >= 1):
-                raise ValueError(f"buffer {name} must be a positive integer, got {value!r}")
-
-
-@dataclass(frozen=True)
-class APCResult:
-    """A parameter series after anti-procyclicality tools (:func:`apply_apc`).
-
-    Attributes
-    ----------
-    parameter : pd.Series
-        The adjusted parameter.
-    base : pd.Series
-        The input.
-    effects : pd.DataFrame
-        Columns ``lookback_floor``, ``stressed_weight``, ``buffer``: each tool's increment in
-        the order applied (floor, stressed weight, buffer), each >= 0, summing to
-        ``parameter - base``; zero for a tool not used.
-    buffer_stressed : pd.Series of bool or None
-        Days the buffer counted as stressed (None without a buffer).
-    """
-
-    parameter: pd.Series
-    base: pd.Series
-    effects: pd.DataFrame
-    buffer_stressed: pd.Series | None = None
-
-
-def apply_apc(
-    series: pd.Series,
-    *,
-    buffer: MarginBuffer | float | None = None,
-    stressed_weight: float | None = None,
-    stressed_value: pd.Series | float | None = None,
-    lookback_floor: pd.Series | float | None = None,
-) -> APCResult:
-    """Anti-procyclicality tools on a parameter series (EMIR RTS 153/2013 Art. 28).
-
-    Parameters
-    ----------
-    series : pd.Series
-        The base parameter ``B_t`` per day (e.g. :func:`rolling_scan_range`), positive.
-    buffer : MarginBuffer or float, optional
-        Art. 28(1)(a); a float is ``MarginBuffer(rate=buffer)``.
-    stressed_weight : float in (0, 1], optional
-        Art. 28(1)(b): weight ``w`` (EMIR: at least 0.25) of the stressed value.
-    stressed_value : pd.Series or float, optional
-        The parameter of a stressed period ``S_t``: a number (e.g. :func:`stress_floor`, or a
-        scan range computed on a chosen stress period) or a series on ``series``' dates.
-        Default: the largest value so far of the parameter this tool receives (the base, floored
-        if a floor is given): the worst window up to each day, no look-ahead.
-    lookback_floor : pd.Series or float, optional
-        Art. 28(1)(c): the parameter on a long lookback ``F_t`` (e.g.
-        ``rolling_scan_range(..., window=APC_FLOOR_LOOKBACK_DAYS, min_observations=...)``),
-        a number or a series covering every date of ``series``.
-
-    Returns
-    -------
-    APCResult
-
-    Notes
-    -----
-    Applied in this order: ``P1 = max(B, F)``; ``P2 = max(P1, w S + (1 - w) P1)``;
-    ``P3`` = :class:`MarginBuffer` on ``P2``. Each tool is causal when its inputs are.
-    CPMI-IOSCO PFMI Principle 6 asks CCPs to limit procyclical changes of margin; the usual
-    measures (as in ESMA's 2018 APC guidelines) are the peak-to-trough ratio of margin and
-    its largest n-day increase. The buffer lowers the latter, not the former: it delays and
-    spreads an increase, and is rebuilt once the stress ends.
-    """
-    base = _check_series(series, "series")
-    if (base <= 0).any():
-        raise ValueError("the base parameter must be positive")
-    index = series.index
-    floored = base
-    if lookback_floor is not None:
-        floored = np.maximum(base, _aligned(lookback_floor, index, "lookback_floor"))
-    weighted = floored
-    if stressed_weight is not None:
-        if not 0.0 < stressed_weight <= 1.0:
-            raise ValueError(f"stressed_weight must be in (0, 1], got {stressed_weight!r}")
-        if stressed_value is None:
-            stressed = np.maximum.accumulate(floored)
-        else:
-            stressed = _aligned(stressed_value, index, "stressed_value")
-        blend = stressed_weight * stressed + (1.0 - stressed_weight) * floored
-        weighted = np.maximum(floored, blend)
-    elif stressed_value is not None:
-        raise ValueError("stressed_value without stressed_weight has no effect; give both")
-    final, stressed_days = weighted, None
-    if buffer is not None:
-        rule = buffer if isinstance(buffer, MarginBuffer) else MarginBuffer(rate=float(buffer))
-        final, flags = _apply_buffer(weighted, rule)
-        stressed_days = pd.Series(flags, index=index, name="buffer_stressed")
-    effects = pd.DataFrame(
-        {
-            "lookback_floor": floored - base,
-            "stressed_weight": weighted - floored,
-            "buffer": final - weighted,
-        },
-        index=index,
-    )
-    return APCResult(
-        parameter=pd.Series(final, index=index, name=series.name),
-        base=series,
-        effects=effects,
-        buffer_stressed=stressed_days,
-    )
-
-
-def _apply_buffer(base: np.ndarray, rule: MarginBuffer) -> tuple[np.ndarray, np.ndarray]:
-    reference = (
-        pd.Series(base).rolling(rule.reference_days, min_periods=1).mean().shift(1).to_numpy()
-    )
-    with np.errstate(invalid="ignore"):
-        stressed = base > (1.0 + rule.threshold) * reference
-    lowest = rule.rate * (1.0 - rule.release)
-    margin = np.empty_like(base)
-    in_use = rule.rate
-    for t in range(base.size):
-        if stressed[t]:
-            in_use = min(max(margin[t - 1] / base[t] - 1.0, lowest), rule.rate)
-        else:
-            in_use = min(rule.rate, in_use + rule.rate / rule.rebuild_days)
-        margin[t] = base[t] * (1.0 + in_use)
-    return margin, stressed
-
-
-# ---------------------------------------------------------------------------------------------
-# Vol shocks
-
-
-@dataclass(frozen=True)
-class VolShocks:
-    """Quantiles of h-day changes of constant-maturity ATM vols (:func:`vol_shocks`).
-
-    Attributes
-    ----------
-    table : pd.DataFrame
-        Index ``tenor_days`` (float); columns ``up`` and ``down`` (relative: the ``c``-quantiles
-        of ``v_{t+h} / v_t - 1`` and of its negative), ``up_absolute`` and ``down_absolute``
-        (the same for ``v_{t+h} - v_t``, decimal vol) and ``observations``.
-    horizon_days : int
-    confidence : float
-    """
-
-    table: pd.DataFrame
-    horizon_days: int
-    confidence: float
-
-
-def vol_shocks(atm_vols: pd.DataFrame, horizon_days: int, confidence: float) -> VolShocks:
-    """Per tenor, the ``c``-quantiles of up and down h-day changes of ATM implied vol.
-
-    Parameters
-    ----------
-    atm_vols : pd.DataFrame
-        Decimal ATM vols, index date (increasing, unique), columns constant-maturity days to
-        expiry (e.g. 7, 30, 90, 180). Missing values are allowed: a change counts only when
-        both ends exist, ``h`` rows apart.
-    horizon_days : int >= 1
-    confidence : float in (0, 1)
-
-    Returns
-    -------
-    VolShocks
-        Overlapping h-day changes; at least ``1 / (1 - c)`` per tenor.
-    """
-    c = _check_confidence(confidence)
-    h = _check_horizon(horizon_days)
-    if not isinstance(atm_vols, pd.DataFrame):
-        raise TypeError(f"atm_vols must be a DataFrame, got {type(atm_vols).__name__}")
-    _check_index(atm_vols.index, "atm_vols")
-    tenors = _tenors(atm_vols.columns)
-    vols = atm_vols.to_numpy(dtype=float)
-    if (vols[np.isfinite(vols)] <= 0).any():
-        raise ValueError("atm_vols must be positive")
-    rows = {}
-    for j, tenor in enumerate(tenors):
-        before, after = vols[:-h, j], vols[h:, j]
-        ok = np.isfinite(before) & np.isfinite(after)
-        _require_tail(int(ok.sum()), c, f"{h}-day vol changes at tenor {tenor:g}")
-        relative = after[ok] / before[ok] - 1.0
-        absolute = after[ok] - before[ok]
-        rows[tenor] = {
-            "up": np.quantile(relative, c),
-            "down": np.quantile(-relative, c),
-            "up_absolute": np.quantile(absolute, c),
-            "down_absolute": np.quantile(-absolute, c),
-            "observations": int(ok.sum()),
-        }
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index = pd.Index(tenors, name="tenor_days", dtype=float)
-    return VolShocks(table=table, horizon_days=h, confidence=c)
-
-
-@dataclass(frozen=True)
-class VegaPowerFit:
-    """The risk matrix's vol-shock term structure fitted to shocks per tenor.
-
-    ``s(d) = s_pivot (pivot / max(1, d))^p``, ``p`` = ``short_power`` below the pivot and
-    ``long_power`` from it on (as :meth:`volcal.margin.ScenarioSet.vol_terms`).
-
-    Attributes
-    ----------
-    pivot_shock : pd.Series
-        ``s_pivot`` per shock curve (e.g. ``up``, ``down``).
-    short_power, long_power : float
-    pivot_days : float
-    residuals : pd.DataFrame
-        ``ln s - ln s_fitted`` per tenor (rows) and curve (columns).
-    rmse_log : float
-        Root mean square of the residuals.
-    """
-
-    pivot_shock: pd.Series
-    short_power: float
-    long_power: float
-    pivot_days: float
-    residuals: pd.DataFrame
-    rmse_log: float
-
-    def shock(self, days, curve: str) -> np.ndarray:
-        """The fitted shock of ``curve`` at ``days`` to expiry."""
-        clipped = np.maximum(np.asarray(days, dtype=float), MIN_DAYS)
-        power = np.where(clipped < self.pivot_days, self.short_power, self.long_power)
-        return self.pivot_shock[curve] * (self.pivot_days / clipped) ** power
-
-
-def fit_vega_power(
-    shocks_by_tenor: pd.Series | pd.DataFrame, pivot_days: float = PIVOT_DAYS
-) -> VegaPowerFit:
-    """Fit ``s(d) = s_pivot (pivot / d)^p`` to shocks per tenor, short and long power apart.
-
-    Parameters
-    ----------
-    shocks_by_tenor : pd.Series or pd.DataFrame
-        Positive shocks indexed by days to expiry; a DataFrame's columns (e.g.
-        ``VolShocks.table[["up", "down"]]``) are curves with their own ``s_pivot`` and shared
-        powers, as in the risk matrix where one power pair scales both vol up and vol down.
-    pivot_days : float
-        The pivot; :func:`volcal.margin.risk_matrix` uses :data:`PIVOT_DAYS` (30).
-
-    Returns
-    -------
-    VegaPowerFit
-
-    Notes
-    -----
-    Linear least squares in logs over every (tenor, curve):
-    ``ln s = ln s_pivot[curve] + p_short x_short + p_long x_long`` with
-    ``x = ln(pivot / max(1, d))`` in ``x_short`` for ``d < pivot`` and in ``x_long`` for
-    ``d > pivot`` (0 otherwise). Identified only with a tenor on each side of the pivot and
-    enough tenors for one level per curve.
-    """
-    frame = (
-        shocks_by_tenor.to_frame() if isinstance(shocks_by_tenor, pd.Series) else shocks_by_tenor
-    )
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError("shocks_by_tenor must be a Series or DataFrame indexed by days")
-    tenors = np.asarray(_tenors(frame.index), dtype=float)
-    shocks = frame.to_numpy(dtype=float)
-    if not (np.isfinite(shocks).all() and (shocks > 0).all()):
-        raise ValueError("shocks must be finite and positive (their logs are fitted)")
-    if not (np.isfinite(pivot_days) and pivot_days >= MIN_DAYS):
-        raise ValueError(f"pivot_days must be >= {MIN_DAYS}, got {pivot_days!r}")
-    x = np.log(pivot_days / np.maximum(tenors, MIN_DAYS))
-    short, long_ = tenors < pivot_days, tenors > pivot_days
-    if not short.any() or not long_.any():
-        side = "below" if not short.any() else "above"
-        raise ValueError(f"no tenor {side} the pivot ({pivot_days:g} days): power not identified")
-    curves = frame.shape[1]
-    design = np.zeros((tenors.size * curves, curves + 2))
-    for k in range(curves):
-        rows = slice(k * tenors.size, (k + 1) * tenors.size)
-        design[rows, k] = 1.0
-        design[rows, curves] = np.where(short, x, 0.0)
-        design[rows, curves + 1] = np.where(long_, x, 0.0)
-    target = np.log(shocks.T.ravel())
-    solution, _, rank, _ = np.linalg.lstsq(design, target, rcond=None)
-    if rank < curves + 2:
-        raise ValueError(
-            f"{tenors.size} tenors cannot identify {curves} pivot level(s) and two powers"
-        )
-    residuals = (target - design @ solution).reshape(curves, tenors.size).T
-    return VegaPowerFit(
-        pivot_shock=pd.Series(np.exp(solution[:curves]), index=frame.columns, name="pivot"),
-        short_power=float(solution[curves]),
-        long_power=float(solution[curves + 1]),
-        pivot_days=float(pivot_days),
-        residuals=pd.DataFrame(residuals, index=frame.index, columns=frame.columns),
-        rmse_log=float(np.sqrt(np.mean(residuals**2))),
-    )
-
-
-# ---------------------------------------------------------------------------------------------
 # Calibrated parameters
 
 
@@ -753,16 +405,18 @@ def calibrate_risk_parameters(
     returns : pd.Series
         Daily log returns of the index (module conventions).
     atm_vols : pd.DataFrame, optional
-        Constant-maturity ATM vols (as :func:`vol_shocks`); rows after the last return are
-        ignored. Without them the vol parameters are the published defaults of
-        ``underlying`` (an error where there are none).
+        Constant-maturity ATM vols (as :func:`volcal.margin.vol_shocks.vol_shocks`); rows
+        after the last return are ignored. Without them the vol parameters are the published
+        defaults of ``underlying`` (an error where there are none).
     confidence, horizon_days, window, method, lam
         As :func:`rolling_scan_range`; the default window is one year of daily data.
     buffer, stressed_weight
-        As :func:`apply_apc` (the stressed value: the worst window so far).
+        As :func:`volcal.margin.procyclicality.apply_apc` (the stressed value: the worst
+        window so far).
     floor_window : int, optional
         Lookback floor: the scan range over this many days (e.g.
-        :data:`APC_FLOOR_LOOKBACK_DAYS`; the whole history while it is shorter).
+        :data:`volcal.margin.procyclicality.APC_FLOOR_LOOKBACK_DAYS`; the whole history
+        while it is shorter).
     min_vol_for_shock_up : float
         Kept at Deribit's 0.50 by default.
 
@@ -771,7 +425,8 @@ def calibrate_risk_parameters(
     RiskParameters
         ``price_range``: the APC-adjusted rolling scan range on the last day;
         ``vol_range_up`` / ``vol_range_down``: the fitted 30-day levels of the up and down
-        relative shocks; powers from :func:`fit_vega_power` on both curves together.
+        relative shocks; powers from :func:`volcal.margin.vol_shocks.fit_vega_power` on both
+        curves together.
     """
     base = rolling_scan_range(returns, confidence, horizon_days, window, method=method, lam=lam)
     floor = None
@@ -928,75 +583,6 @@ def _h_day_sums(r: np.ndarray, h: int) -> np.ndarray:
 
 def _abs_move_quantile(log_moves: np.ndarray, confidence: float) -> float:
     return float(np.quantile(np.abs(np.expm1(log_moves)), confidence))
-
-
-def _tail_minimum(confidence: float) -> int:
-    # 1 / (1 - 0.99) is 99.99999999999991 in floating point: allow for it before rounding up.
-    return int(np.ceil(1.0 / (1.0 - confidence) - 1e-9))
-
-
-def _require_tail(count: int, confidence: float, what: str) -> None:
-    needed = _tail_minimum(confidence)
-    if count < needed:
-        raise ValueError(
-            f"{count} {what}: the {confidence:g} quantile needs at least {needed} observations"
-        )
-
-
-def _check_series(series: pd.Series, name: str) -> np.ndarray:
-    if not isinstance(series, pd.Series):
-        raise TypeError(f"{name} must be a pandas Series indexed by date")
-    _check_index(series.index, name)
-    values = series.to_numpy(dtype=float)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        raise ValueError(
-            f"{name} has {int(bad.sum())} missing or non-finite value(s), first on "
-            f"{series.index[np.argmax(bad)]}"
-        )
-    return values
-
-
-def _check_index(index: pd.Index, name: str) -> None:
-    if not (index.is_monotonic_increasing and index.is_unique):
-        raise ValueError(f"{name} must be indexed by increasing, unique dates")
-
-
-def _aligned(value: pd.Series | float, index: pd.Index, name: str) -> np.ndarray:
-    if isinstance(value, pd.Series):
-        values = value.reindex(index).to_numpy(dtype=float)
-        missing = ~np.isfinite(values)
-        if missing.any():
-            raise ValueError(
-                f"{name} has no value on {int(missing.sum())} date(s) of the series, first "
-                f"{index[np.argmax(missing)]}"
-            )
-        return values
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return np.full(len(index), float(value))
-
-
-def _tenors(labels: pd.Index) -> list[float]:
-    try:
-        tenors = [float(label) for label in labels]
-    except (TypeError, ValueError):
-        raise ValueError(f"tenors must be days to expiry, got {list(labels)!r}") from None
-    if not tenors or min(tenors) <= 0 or len(set(tenors)) != len(tenors):
-        raise ValueError(f"tenors must be distinct positive days, got {tenors!r}")
-    return tenors
-
-
-def _check_confidence(confidence: float) -> float:
-    if not (np.isscalar(confidence) and 0.0 < float(confidence) < 1.0):
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    return float(confidence)
-
-
-def _check_horizon(horizon_days: int) -> int:
-    if not (isinstance(horizon_days, int | np.integer) and horizon_days >= 1):
-        raise ValueError(f"horizon_days must be a positive integer, got {horizon_days!r}")
-    return int(horizon_days)
 
 
 def _check_window(window: int) -> int:
