@@ -131,6 +131,9 @@ def calibrate_block(source: str, format: str, venue: str, block: Block,
         try:
             chain = history.chain(snapshot, block.underlying)
             grid = replace(vc.clean(chain, underlying=block.underlying), venue=venue)
+            if not grid.mask.any():
+                counts = grid.report.rows["reason"].value_counts().to_dict()
+                raise ValueError(f"no quote survived cleaning ({counts})")
         except Exception as error:  # a bad snapshot is recorded, never stops the run
             results.append(SnapshotResult(block.underlying, snapshot, "(chain)",
                                           error=f"{type(error).__name__}: {error}",

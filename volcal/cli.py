@@ -619,5 +619,8 @@ def version() -> None:
     console.print(vc.__version__)
 
 
+# The history commands (backfill, calibrate-margin, backtest, stress) live in their own module.
+from volcal import cli_history  # noqa: E402, F401
+
 if __name__ == "__main__":
     app()
