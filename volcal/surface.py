@@ -32,6 +32,7 @@ the quote currency of the forward.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Literal, NamedTuple
 
 import equinox as eqx
@@ -104,9 +105,21 @@ class VolSurface(eqx.Module):
     surface_id: str = eqx.field(static=True, default="")
 
     def __check_init__(self):
+        if isinstance(self.t, jax.core.Tracer):
+            return  # built inside a compiled function: checked where it was built outside
         t = np.asarray(self.t)
         if t.ndim != 1 or len(t) == 0 or not np.all(np.diff(t) > 0) or not t[0] > 0:
             raise ValueError(f"VolSurface needs increasing positive node expiries, got {t}")
+
+    def unlabelled(self) -> VolSurface:
+        """The same numbers without the labels (venue, snapshot, expiries, id): what the
+        compiled functions take, so that surfaces of different snapshots with the same model
+        type and node count share one compiled program."""
+        if not (self.venue or self.underlying or self.snapshot or self.expiries
+                or self.surface_id):  # fmt: skip
+            return self
+        return VolSurface(model=self.model, t=self.t, forward=self.forward,
+                          discount=self.discount, spot=self.spot)  # fmt: skip
 
     @classmethod
     def from_calibration(cls, calibration, *, surface_id: str = "") -> VolSurface:
@@ -358,7 +371,20 @@ def _linear_extrapolated(x, nodes, values):
     return values[i] + slope * (x - nodes[i])
 
 
-@eqx.filter_jit
+def _compiled(function):
+    """``equinox.filter_jit`` of ``function(surface, ...)``, called with the surface's labels
+    removed (:meth:`VolSurface.unlabelled`): one compiled program per model type and node
+    count, not one per snapshot."""
+    jitted = eqx.filter_jit(function)
+
+    @functools.wraps(function)
+    def call(surface, *args):
+        return jitted(surface.unlabelled(), *args)
+
+    return call
+
+
+@_compiled
 def _total_variance(surface: VolSurface, log_moneyness, t):
     k, t = jnp.broadcast_arrays(
         jnp.asarray(log_moneyness, dtype=float), jnp.asarray(t, dtype=float)
@@ -420,7 +446,7 @@ def _node_at(surface: VolSurface, node, k):
     return model.total_variance_at(surface.forward[node], k[:, None], surface.t[node])[:, 0]
 
 
-@eqx.filter_jit
+@_compiled
 def _price(surface, strike, t, is_call, forward_shift, vol_shift, vol_scale, dynamics):
     strike = jnp.asarray(strike, dtype=float)
     t = jnp.asarray(t, dtype=float)
@@ -432,7 +458,7 @@ def _price(surface, strike, t, is_call, forward_shift, vol_shift, vol_scale, dyn
     return black_price(shifted, strike, t, vol, jnp.asarray(is_call), surface.discount_at(t))
 
 
-@eqx.filter_jit
+@_compiled
 def _greeks(surface, strike, t, is_call, dynamics):
     strike, t, is_call = jnp.broadcast_arrays(
         jnp.asarray(strike, dtype=float), jnp.asarray(t, dtype=float), jnp.asarray(is_call)
@@ -461,7 +487,7 @@ def _greeks(surface, strike, t, is_call, dynamics):
     )
 
 
-@eqx.filter_jit
+@_compiled
 def _delta_log_moneyness(surface, t, delta, is_call):
     t, delta, is_call = jnp.broadcast_arrays(
         jnp.asarray(t, dtype=float), jnp.asarray(delta, dtype=float), jnp.asarray(is_call)

@@ -279,8 +279,10 @@ def _reprice(
         stop = min(start + CHUNK, n)
         chunk = {k: _pad(v[start:stop]) for k, v in arrays.items()}
         terms = [_pad(x[start:stop]) for x in (scale, shift, floor)]
-        result = _scenario_pnl(surface, chunk, moves, *terms, sticky)
-        result = (*result, *_unit_greeks(surface, chunk, spot, sticky))
+        # Unlabelled: surfaces of different snapshots share the compiled programs.
+        bare = surface.unlabelled()
+        result = _scenario_pnl(bare, chunk, moves, *terms, sticky)
+        result = (*result, *_unit_greeks(bare, chunk, spot, sticky))
         outputs.append([np.asarray(r)[: stop - start] for r in result])
     (base_vol, unit_now, pnl, unit_value, unit_delta, unit_gamma, unit_vega,
      unit_theta) = (np.concatenate(o) for o in zip(*outputs, strict=True))  # fmt: skip

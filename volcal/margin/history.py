@@ -1,0 +1,110 @@
+"""Risk parameters from the store's history: the daily observations of backfilled surfaces,
+the spot and ATM-vol series built from them, and the parameters known on each day.
+
+A day's observation is its accepted surface of the published model nearest 16:00 UTC
+(:data:`volcal.history.OBSERVATION_HOUR`). The spot series is Bitstamp's daily closes followed
+by the observations' snapshot spots, with the gap between them left open
+(:mod:`volcal.history`). ATM vols are read at constant maturities (:data:`TENORS_DAYS`) on each
+observation's surface, on a full daily calendar (missing days NaN), so that an h-day change is
+h calendar days.
+
+What is known on day ``d``: returns up to ``d`` (Bitstamp candles close at 24:00 UTC, long
+before the option era; option-era spots at the observation itself) and ATM vols up to ``d``.
+Vol shocks need at least ``1 / (1 - confidence)`` h-day changes per tenor; until then the
+published vol parameters are used, and the audit says so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from volcal.history import OBSERVATION_HOUR, daily_returns, daily_spot
+from volcal.margin.risk_parameters import RiskParameters, calibrate_risk_parameters
+from volcal.margin.vol_shocks import vol_shocks
+
+#: Constant maturities (days) whose ATM vol changes calibrate the vol shocks.
+TENORS_DAYS = (7.0, 30.0, 90.0, 180.0)
+
+
+def daily_observations(store, venue: str, underlying: str, *, model: str | None = None,
+                       hour: int = OBSERVATION_HOUR) -> pd.DataFrame:  # fmt: skip
+    """One accepted surface per UTC day (nearest ``hour``): index day, columns
+    ``snapshot``, ``surface_id``, ``spot`` (the snapshot's spot, see
+    :func:`volcal.history.snapshot_spot`)."""
+    model = model or store.published_model(venue, underlying)
+    table = store.history(venue, underlying, model=model, status="accepted")
+    if table.empty:
+        return pd.DataFrame(columns=["snapshot", "surface_id", "spot"])
+    table = table.drop_duplicates("snapshot").copy()
+    table["day"] = table["snapshot"].dt.floor("D")
+    table["distance"] = (table["snapshot"] - table["day"] - pd.Timedelta(hours=hour)).abs()
+    chosen = table.sort_values(["distance", "snapshot"]).groupby("day").head(1)
+    chosen = chosen.sort_values("snapshot").set_index("day")
+    spots = store.snapshot_spots(venue, underlying, model=model)
+    frame = pd.DataFrame({"snapshot": chosen["snapshot"], "surface_id": chosen["id"]})
+    frame["spot"] = spots.reindex(pd.DatetimeIndex(chosen["snapshot"])).to_numpy()
+    return frame
+
+
+def atm_vol_history(store, observations: pd.DataFrame,
+                    tenors_days=TENORS_DAYS) -> pd.DataFrame:  # fmt: skip
+    """ATM vols (decimal) at ``tenors_days`` on each observation's surface, on a full daily
+    calendar from the first observation to the last (NaN where a day has none)."""
+    rows = {}
+    t = np.asarray(tenors_days, dtype=float) / 365.0
+    for day, row in observations.iterrows():
+        surface = store.get(row["surface_id"]).surface
+        rows[day] = np.asarray(surface.atm_vol(t))
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(tenors_days))
+    if frame.empty:
+        return frame
+    calendar = pd.date_range(frame.index.min(), frame.index.max(), freq="D")
+    return frame.reindex(calendar)
+
+
+def spot_returns(store, venue: str, underlying: str, observations: pd.DataFrame | None = None,
+                 spot_folder=None) -> pd.Series:  # fmt: skip
+    """Daily log returns of the bridged spot series (Bitstamp, then the observations'
+    spots), never across the gap between them."""
+    if observations is None:
+        observations = daily_observations(store, venue, underlying)
+    spots = pd.Series(observations["spot"].to_numpy(dtype=float),
+                      index=pd.DatetimeIndex(observations["snapshot"]))  # fmt: skip
+    return daily_returns(daily_spot(underlying, spots.dropna(), spot_folder))
+
+
+def parameters_known_on(day, underlying: str, returns: pd.Series, atm_vols: pd.DataFrame | None,
+                        **options) -> RiskParameters:  # fmt: skip
+    """:func:`volcal.margin.risk_parameters.calibrate_risk_parameters` on the data known on
+    ``day`` (module docstring); published vol parameters while the vol history is too short."""
+    day = pd.Timestamp(day)
+    known = returns[returns.index <= day]
+    vols = None
+    if atm_vols is not None and len(atm_vols):
+        vols = atm_vols[atm_vols.index <= day]
+        try:
+            vol_shocks(vols, options.get("horizon_days", 1), options.get("confidence", 0.99))
+        except ValueError:
+            vols = None  # too few changes yet: published vol parameters
+    return calibrate_risk_parameters(underlying, known, vols, **options)
+
+
+def to_record(parameters: RiskParameters) -> dict:
+    """A JSON-able dict of ``parameters`` (for :meth:`volcal.Store.save_margin_parameters`)."""
+    return {
+        "underlying": parameters.underlying,
+        "as_of": pd.Timestamp(parameters.as_of).isoformat(),
+        "confidence": parameters.confidence,
+        "horizon_days": parameters.horizon_days,
+        "method": parameters.method,
+        **{k: float(v) for k, v in parameters.overrides().items()},
+        "audit": dict(parameters.audit),
+    }
+
+
+def from_record(record: dict) -> RiskParameters:
+    """Inverse of :func:`to_record`."""
+    fields = dict(record)
+    fields["as_of"] = pd.Timestamp(fields["as_of"])
+    return RiskParameters(**fields)
