@@ -186,11 +186,17 @@ def run_backfill(
     scheduler: str | None = None,
     model_options: dict | None = None,
     gate: dict | None = None,
+    jump_check: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> BackfillSummary:
     """Backfill ``source`` (a history folder or file) into ``store`` (module docstring).
 
-    ``progress(done, total)`` is called after each snapshot is committed.
+    ``gate`` holds gate limits per model (as :func:`volcal.gate.gate_config`). The gate's
+    jump check is off unless ``jump_check``: it protects a live surface from a fit that moves
+    too far from the last accepted one, but in a history it would reject the days of real
+    market moves (and then each day after, measured against an ever older surface), the days a
+    margin backtest needs most. ``progress(done, total)`` is called after each snapshot is
+    committed.
     """
     from volcal.models import MODELS
 
@@ -214,11 +220,13 @@ def run_backfill(
         else:
             results = ((i, calibrate_block(*args, block, options)) for i, block in
                        enumerate(blocks))  # fmt: skip
+        limits = {m: {**(gate or {}).get(m, {}), **({} if jump_check else {"jump_floor": None})}
+                  for m in models}  # fmt: skip
         tally = _Tally(skipped, models)
         done = 0
         for block, block_results in _in_order(blocks, results):
             for result in block_results:
-                tally.add(result, _commit(store, venue, result, gate or {}))
+                tally.add(result, _commit(store, venue, result, limits))
             done += len(block.snapshots)
             if progress:
                 progress(done, total)

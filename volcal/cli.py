@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -505,10 +506,19 @@ def margin_command(
     report: Annotated[
         Path | None, typer.Option(help="Write the report: .csv (positions) or .json (everything).")
     ] = None,
+    parameters: Annotated[
+        str,
+        typer.Option(
+            help="Risk-matrix parameters: 'stored' (volcal calibrate-margin's, where stored, "
+            "else published) or 'published' (Deribit's)."
+        ),
+    ] = "stored",
     store: StoreOption = None,
 ) -> None:
     """Margin of a book on the stored surfaces: summary (margin, binding scenario, top
-    contributors) and an optional CSV/JSON report."""
+    contributors) and an optional CSV/JSON report. The risk matrix uses the risk parameters
+    stored by ``volcal calibrate-margin`` (the latest as of the valuation time) where there
+    are some, unless --parameters published."""
     from volcal.margin import BookError, Market, from_file, load_book, margin, span
     from volcal.store import NoSurfaceError, StaleSurfaceError, Store, StoreError
 
@@ -524,7 +534,7 @@ def margin_command(
                                  "for crypto)")  # fmt: skip
             chosen = span(price_scan_range, vol_scan_range)
         elif scenarios == "riskmatrix":
-            chosen = "riskmatrix"
+            chosen = _risk_matrices(store, positions.underlyings, asof, parameters)
         else:
             chosen = from_file(scenarios)
         result = margin(positions, market, chosen, dynamics=dynamics, asof=asof)
@@ -536,6 +546,33 @@ def margin_command(
     if report is not None:
         _write_margin_report(result, report)
         console.print(f"report written to {report}")
+
+
+def _risk_matrices(store, underlyings, asof, parameters: str) -> dict:
+    """Each underlying's risk matrix: stored calibrated parameters or the published ones."""
+    from volcal.margin import risk_matrix
+    from volcal.margin.history import from_record
+    from volcal.store import Store
+
+    if parameters not in ("stored", "published"):
+        raise ValueError(f"--parameters must be 'stored' or 'published', not {parameters!r}")
+    sets = {}
+    with Store(store) as opened:
+        for underlying in underlyings:
+            record = None
+            if parameters == "stored":
+                when = asof or pd.Timestamp.now(tz="UTC")
+                record = opened.margin_parameters(underlying, asof=when)
+            if record is None:
+                sets[underlying] = risk_matrix(underlying)
+                console.print(f"{underlying}: published risk-matrix parameters")
+                continue
+            calibrated = from_record(record["parameters"])
+            sets[underlying] = risk_matrix(underlying, **calibrated.overrides())
+            console.print(f"{underlying}: calibrated risk-matrix parameters {record['id']} "
+                          f"(as of {record['as_of']:%Y-%m-%d}): price range "
+                          f"{calibrated.price_range:.2%}")  # fmt: skip
+    return sets
 
 
 def _write_margin_report(result, path: Path) -> None:

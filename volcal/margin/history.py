@@ -25,10 +25,22 @@ from volcal.margin.vol_shocks import vol_shocks
 
 #: Constant maturities (days) whose ATM vol changes calibrate the vol shocks.
 TENORS_DAYS = (7.0, 30.0, 90.0, 180.0)
+#: ``volcal calibrate-margin``'s defaults (and the backtest's "volcal" set): filtered HS over
+#: a year, every anti-procyclicality tool on (a 25% buffer, a 25% weight on the worst window,
+#: a floor from a 10-year lookback) and the stress floor.
+DEFAULT_CALIBRATION = {
+    "window": 365,
+    "method": "filtered",
+    "buffer": 0.25,
+    "stressed_weight": 0.25,
+    "floor_window": 3650,
+    "stress_floor": True,
+}
 
 
-def daily_observations(store, venue: str, underlying: str, *, model: str | None = None,
-                       hour: int = OBSERVATION_HOUR) -> pd.DataFrame:  # fmt: skip
+def daily_observations(
+    store, venue: str, underlying: str, *, model: str | None = None, hour: int = OBSERVATION_HOUR
+) -> pd.DataFrame:
     """One accepted surface per UTC day (nearest ``hour``): index day, columns
     ``snapshot``, ``surface_id``, ``spot`` (the snapshot's spot, see
     :func:`volcal.history.snapshot_spot`)."""
@@ -47,8 +59,7 @@ def daily_observations(store, venue: str, underlying: str, *, model: str | None 
     return frame
 
 
-def atm_vol_history(store, observations: pd.DataFrame,
-                    tenors_days=TENORS_DAYS) -> pd.DataFrame:  # fmt: skip
+def atm_vol_history(store, observations: pd.DataFrame, tenors_days=TENORS_DAYS) -> pd.DataFrame:
     """ATM vols (decimal) at ``tenors_days`` on each observation's surface, on a full daily
     calendar from the first observation to the last (NaN where a day has none)."""
     rows = {}
@@ -63,19 +74,22 @@ def atm_vol_history(store, observations: pd.DataFrame,
     return frame.reindex(calendar)
 
 
-def spot_returns(store, venue: str, underlying: str, observations: pd.DataFrame | None = None,
-                 spot_folder=None) -> pd.Series:  # fmt: skip
+def spot_returns(
+    store, venue: str, underlying: str, observations: pd.DataFrame | None = None, spot_folder=None
+) -> pd.Series:
     """Daily log returns of the bridged spot series (Bitstamp, then the observations'
     spots), never across the gap between them."""
     if observations is None:
         observations = daily_observations(store, venue, underlying)
-    spots = pd.Series(observations["spot"].to_numpy(dtype=float),
-                      index=pd.DatetimeIndex(observations["snapshot"]))  # fmt: skip
+    spots = pd.Series(
+        observations["spot"].to_numpy(dtype=float), index=pd.DatetimeIndex(observations["snapshot"])
+    )
     return daily_returns(daily_spot(underlying, spots.dropna(), spot_folder))
 
 
-def parameters_known_on(day, underlying: str, returns: pd.Series, atm_vols: pd.DataFrame | None,
-                        **options) -> RiskParameters:  # fmt: skip
+def parameters_known_on(
+    day, underlying: str, returns: pd.Series, atm_vols: pd.DataFrame | None, **options
+) -> RiskParameters:
     """:func:`volcal.margin.risk_parameters.calibrate_risk_parameters` on the data known on
     ``day`` (module docstring); published vol parameters while the vol history is too short."""
     day = pd.Timestamp(day)
@@ -108,3 +122,106 @@ def from_record(record: dict) -> RiskParameters:
     fields = dict(record)
     fields["as_of"] = pd.Timestamp(fields["as_of"])
     return RiskParameters(**fields)
+
+
+def calibrate_margin_parameters(
+    store,
+    venue: str,
+    underlying: str,
+    *,
+    asof=None,
+    stress_floor: bool = True,
+    spot_folder=None,
+    **options,
+) -> RiskParameters:
+    """The risk parameters of ``underlying`` known on ``asof`` (default: the last
+    observation), from the store's backfilled surfaces and the spot history (see
+    :class:`MarginCalibration`; ``options`` go to
+    :func:`volcal.margin.risk_parameters.calibrate_risk_parameters`)."""
+    observations = daily_observations(store, venue, underlying)
+    returns = spot_returns(store, venue, underlying, observations, spot_folder)
+    vols = atm_vol_history(store, observations) if len(observations) else None
+    calibration = MarginCalibration(
+        underlying, returns, vols, stress_floor=stress_floor, options=options
+    )
+    day = pd.Timestamp(asof, tz="UTC").floor("D") if asof is not None else returns.index[-1]
+    return calibration.on(day)
+
+
+class MarginCalibration:
+    """Risk parameters known on each day, from daily ``returns`` and ``atm_vols``.
+
+    :func:`parameters_known_on`, then, with ``stress_floor``, the price range raised to the
+    worst window of the history so far (:func:`volcal.margin.risk_parameters.stress_floor`:
+    the running maximum of the rolling plain historical-simulation scan range over the same
+    window, which is also the stressed value of the stressed-period weight). Plain historical
+    simulation, because the filtered method's worst "window" is the day of its largest vol
+    forecast (just after a crash): a spike, not what a window of history requires.
+    """
+
+    def __init__(
+        self,
+        underlying: str,
+        returns: pd.Series,
+        atm_vols,
+        *,
+        stress_floor: bool = True,
+        options: dict | None = None,
+    ):
+        from volcal.margin.risk_parameters import rolling_scan_range
+
+        self.underlying, self.returns, self.atm_vols = underlying, returns, atm_vols
+        self.options = dict(options or {})
+        self.stress_floor = stress_floor
+        self.worst = rolling_scan_range(
+            returns,
+            self.options.get("confidence", 0.99),
+            self.options.get("horizon_days", 1),
+            self.options.get("window", 365),
+            method="historical",
+        ).cummax()
+
+    def on(self, day) -> RiskParameters:
+        import dataclasses
+
+        day = pd.Timestamp(day)
+        worst = self.worst[self.worst.index <= day]
+        floor = float(worst.iloc[-1]) if len(worst) else np.nan
+        options = dict(self.options)
+        if options.get("stressed_weight") and np.isfinite(floor):
+            options.setdefault("stressed_value", floor)
+        parameters = parameters_known_on(
+            day, self.underlying, self.returns, self.atm_vols, **options
+        )
+        if not self.stress_floor or not np.isfinite(floor):
+            return parameters
+        audit = dict(parameters.audit)
+        if floor > parameters.price_range:
+            audit["price_range"] += f"; raised to the stress floor {floor:.4f} (worst window)"
+        else:
+            audit["price_range"] += f"; above the stress floor {floor:.4f} (worst window)"
+        return dataclasses.replace(
+            parameters, price_range=max(parameters.price_range, floor), audit=audit
+        )
+
+
+def stress_scenarios(store, venue: str, underlying: str, *, asof=None, spot_folder=None):
+    """``(scenarios, held)`` for :func:`volcal.margin.stress.stress_test`: the historical
+    scenarios of the spot history and the hypothetical ones, with the vol model of the stored
+    risk parameters as of ``asof`` (else the spot history's scan range and the published vol
+    parameters), and ``held`` the risk matrix of those parameters (else the published one)."""
+    from volcal.margin.risk_parameters import calibrate_risk_parameters
+    from volcal.margin.scenarios import risk_matrix
+    from volcal.margin.stress import historical_scenarios, hypothetical_scenarios
+
+    observations = daily_observations(store, venue, underlying)
+    returns = spot_returns(store, venue, underlying, observations, spot_folder)
+    record = store.margin_parameters(underlying, asof=asof or pd.Timestamp.now(tz="UTC"))
+    if record is not None:
+        parameters = from_record(record["parameters"])
+        held = risk_matrix(underlying, **parameters.overrides())
+    else:
+        parameters = calibrate_risk_parameters(underlying, returns)
+        held = risk_matrix(underlying)
+    scenarios = historical_scenarios(returns, parameters) + hypothetical_scenarios()
+    return scenarios, {underlying: held}

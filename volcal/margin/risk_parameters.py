@@ -394,6 +394,7 @@ def calibrate_risk_parameters(
     lam: float = RISKMETRICS_LAMBDA,
     buffer: MarginBuffer | float | None = None,
     stressed_weight: float | None = None,
+    stressed_value: pd.Series | float | None = None,
     floor_window: int | None = None,
     min_vol_for_shock_up: float = DEFAULT_MIN_VOL_FOR_SHOCK_UP,
 ) -> RiskParameters:
@@ -410,9 +411,9 @@ def calibrate_risk_parameters(
         defaults of ``underlying`` (an error where there are none).
     confidence, horizon_days, window, method, lam
         As :func:`rolling_scan_range`; the default window is one year of daily data.
-    buffer, stressed_weight
-        As :func:`volcal.margin.procyclicality.apply_apc` (the stressed value: the worst
-        window so far).
+    buffer, stressed_weight, stressed_value
+        As :func:`volcal.margin.procyclicality.apply_apc` (the stressed value defaults to the
+        worst window so far: the running maximum of the rolling scan range).
     floor_window : int, optional
         Lookback floor: the scan range over this many days (e.g.
         :data:`volcal.margin.procyclicality.APC_FLOOR_LOOKBACK_DAYS`; the whole history
@@ -442,7 +443,13 @@ def calibrate_risk_parameters(
             lam=lam,
             min_observations=int(returns.index.get_loc(base.index[0])) + 1,
         )
-    adjusted = apply_apc(base, buffer=buffer, stressed_weight=stressed_weight, lookback_floor=floor)
+    adjusted = apply_apc(
+        base,
+        buffer=buffer,
+        stressed_weight=stressed_weight,
+        stressed_value=stressed_value,
+        lookback_floor=floor,
+    )
     as_of = pd.Timestamp(returns.index[-1])
     tools = [
         name
