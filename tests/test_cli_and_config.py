@@ -21,7 +21,7 @@ def test_help_lists_the_subcommands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
     for command in ("refresh", "show", "calibrate", "margin", "report", "demo", "clean", "iv",
-                    "version"):
+                    "version", "backfill", "calibrate-margin", "backtest", "stress"):
         assert command in result.output
 
 

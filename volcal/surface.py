@@ -146,19 +146,11 @@ class VolSurface(eqx.Module):
 
     def forward_at(self, t) -> jax.Array:
         """Forward price for expiry time ``t`` (years), module docstring's curve."""
-        t_nodes, log_f = self.t, jnp.log(self.forward)
-        # Without an index price, t = 0 continues the first segment (flat for one node).
-        unanchored = _linear_extrapolated(jnp.zeros(1), t_nodes, log_f)
-        anchor = jnp.where(jnp.isfinite(self.spot), jnp.log(self.spot), unanchored)
-        t_nodes = jnp.concatenate([jnp.zeros(1), t_nodes])
-        log_f = jnp.concatenate([anchor.reshape(1), log_f])
-        return jnp.exp(_linear_extrapolated(jnp.asarray(t, dtype=float), t_nodes, log_f))
+        return _forward_at(self, t)
 
     def discount_at(self, t) -> jax.Array:
         """Discount factor to expiry time ``t`` (years): ``ln D`` linear, ``D(0) = 1``."""
-        t_nodes = jnp.concatenate([jnp.zeros(1), self.t])
-        log_d = jnp.concatenate([jnp.zeros(1), jnp.log(self.discount)])
-        return jnp.exp(_linear_extrapolated(jnp.asarray(t, dtype=float), t_nodes, log_d))
+        return _discount_at(self, t)
 
     # --- total variance and vols --------------------------------------------------------
 
@@ -373,15 +365,36 @@ def _linear_extrapolated(x, nodes, values):
 
 def _compiled(function):
     """``equinox.filter_jit`` of ``function(surface, ...)``, called with the surface's labels
-    removed (:meth:`VolSurface.unlabelled`): one compiled program per model type and node
-    count, not one per snapshot."""
+    removed (:meth:`VolSurface.unlabelled`) and Python numbers as arrays: one compiled program
+    per model type and node count, not one per snapshot or argument value (strings, such as
+    the dynamics, stay static)."""
     jitted = eqx.filter_jit(function)
 
     @functools.wraps(function)
     def call(surface, *args):
+        # Python numbers become arrays: equinox would compile one program per value.
+        args = tuple(jnp.asarray(a) if isinstance(a, (bool, int, float)) else a for a in args)
         return jitted(surface.unlabelled(), *args)
 
     return call
+
+
+@_compiled
+def _forward_at(surface, t):
+    t_nodes, log_f = surface.t, jnp.log(surface.forward)
+    # Without an index price, t = 0 continues the first segment (flat for one node).
+    unanchored = _linear_extrapolated(jnp.zeros(1), t_nodes, log_f)
+    anchor = jnp.where(jnp.isfinite(surface.spot), jnp.log(surface.spot), unanchored)
+    t_nodes = jnp.concatenate([jnp.zeros(1), t_nodes])
+    log_f = jnp.concatenate([anchor.reshape(1), log_f])
+    return jnp.exp(_linear_extrapolated(jnp.asarray(t, dtype=float), t_nodes, log_f))
+
+
+@_compiled
+def _discount_at(surface, t):
+    t_nodes = jnp.concatenate([jnp.zeros(1), surface.t])
+    log_d = jnp.concatenate([jnp.zeros(1), jnp.log(surface.discount)])
+    return jnp.exp(_linear_extrapolated(jnp.asarray(t, dtype=float), t_nodes, log_d))
 
 
 @_compiled

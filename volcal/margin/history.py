@@ -168,7 +168,7 @@ class MarginCalibration:
         stress_floor: bool = True,
         options: dict | None = None,
     ):
-        from volcal.margin.risk_parameters import rolling_scan_range
+        from volcal.margin.risk_parameters import price_range_path, rolling_scan_range
 
         self.underlying, self.returns, self.atm_vols = underlying, returns, atm_vols
         self.options = dict(options or {})
@@ -180,6 +180,14 @@ class MarginCalibration:
             self.options.get("window", 365),
             method="historical",
         ).cummax()
+        if self.options.get("stressed_weight"):
+            self.options.setdefault("stressed_value", self.worst)
+        # The price range of every day at once: causal, so the same as day by day.
+        keys = ("confidence", "horizon_days", "window", "method", "lam", "buffer",
+                "stressed_weight", "stressed_value", "floor_window")  # fmt: skip
+        self.path = price_range_path(
+            returns, **{k: self.options[k] for k in keys if k in self.options}
+        )
 
     def on(self, day) -> RiskParameters:
         import dataclasses
@@ -187,9 +195,7 @@ class MarginCalibration:
         day = pd.Timestamp(day)
         worst = self.worst[self.worst.index <= day]
         floor = float(worst.iloc[-1]) if len(worst) else np.nan
-        options = dict(self.options)
-        if options.get("stressed_weight") and np.isfinite(floor):
-            options.setdefault("stressed_value", floor)
+        options = {**self.options, "path": self.path}
         parameters = parameters_known_on(
             day, self.underlying, self.returns, self.atm_vols, **options
         )

@@ -51,7 +51,7 @@ from volcal.margin._checks import (
     _require_tail,
     _tail_minimum,
 )
-from volcal.margin.procyclicality import MarginBuffer, apply_apc
+from volcal.margin.procyclicality import APCResult, MarginBuffer, apply_apc
 from volcal.margin.scenarios import RISK_MATRIX_DEFAULTS
 from volcal.margin.vol_shocks import fit_vega_power, vol_shocks
 
@@ -382,6 +382,45 @@ class RiskParameters:
         return {name: float(getattr(self, name)) for name in RISK_MATRIX_PARAMETERS}
 
 
+def price_range_path(
+    returns: pd.Series,
+    *,
+    confidence: float = 0.99,
+    horizon_days: int = 1,
+    window: int = 365,
+    method: Method = "filtered",
+    lam: float = RISKMETRICS_LAMBDA,
+    buffer: MarginBuffer | float | None = None,
+    stressed_weight: float | None = None,
+    stressed_value: pd.Series | float | None = None,
+    floor_window: int | None = None,
+) -> APCResult:
+    """The price range known on each day: :func:`rolling_scan_range` with the lookback floor
+    (``floor_window``), then :func:`volcal.margin.procyclicality.apply_apc` (arguments as
+    :func:`calibrate_risk_parameters`). Causal: each day's value uses data up to that day."""
+    base = rolling_scan_range(returns, confidence, horizon_days, window, method=method, lam=lam)
+    floor = None
+    if floor_window is not None:
+        if floor_window < window:
+            raise ValueError(f"floor_window={floor_window} is shorter than window={window}")
+        floor = rolling_scan_range(
+            returns,
+            confidence,
+            horizon_days,
+            floor_window,
+            method=method,
+            lam=lam,
+            min_observations=int(returns.index.get_loc(base.index[0])) + 1,
+        )
+    return apply_apc(
+        base,
+        buffer=buffer,
+        stressed_weight=stressed_weight,
+        stressed_value=stressed_value,
+        lookback_floor=floor,
+    )
+
+
 def calibrate_risk_parameters(
     underlying: str,
     returns: pd.Series,
@@ -397,6 +436,7 @@ def calibrate_risk_parameters(
     stressed_value: pd.Series | float | None = None,
     floor_window: int | None = None,
     min_vol_for_shock_up: float = DEFAULT_MIN_VOL_FOR_SHOCK_UP,
+    path: APCResult | None = None,
 ) -> RiskParameters:
     """Risk-matrix parameters as of the last day of ``returns``.
 
@@ -420,6 +460,10 @@ def calibrate_risk_parameters(
         while it is shorter).
     min_vol_for_shock_up : float
         Kept at Deribit's 0.50 by default.
+    path : APCResult, optional
+        :func:`price_range_path` of these options, computed before on these returns or on a
+        longer series (it is causal: the value on the last day of ``returns`` is used), so
+        that the parameters of many days cost one rolling computation.
 
     Returns
     -------
@@ -429,27 +473,20 @@ def calibrate_risk_parameters(
         relative shocks; powers from :func:`volcal.margin.vol_shocks.fit_vega_power` on both
         curves together.
     """
-    base = rolling_scan_range(returns, confidence, horizon_days, window, method=method, lam=lam)
-    floor = None
-    if floor_window is not None:
-        if floor_window < window:
-            raise ValueError(f"floor_window={floor_window} is shorter than window={window}")
-        floor = rolling_scan_range(
+    if path is None:
+        path = price_range_path(
             returns,
-            confidence,
-            horizon_days,
-            floor_window,
+            confidence=confidence,
+            horizon_days=horizon_days,
+            window=window,
             method=method,
             lam=lam,
-            min_observations=int(returns.index.get_loc(base.index[0])) + 1,
+            buffer=buffer,
+            stressed_weight=stressed_weight,
+            stressed_value=stressed_value,
+            floor_window=floor_window,
         )
-    adjusted = apply_apc(
-        base,
-        buffer=buffer,
-        stressed_weight=stressed_weight,
-        stressed_value=stressed_value,
-        lookback_floor=floor,
-    )
+    floor = floor_window
     as_of = pd.Timestamp(returns.index[-1])
     tools = [
         name
@@ -502,7 +539,7 @@ def calibrate_risk_parameters(
         confidence=float(confidence),
         horizon_days=int(horizon_days),
         method=method,
-        price_range=float(adjusted.parameter.iloc[-1]),
+        price_range=float(path.parameter[path.parameter.index <= as_of].iloc[-1]),
         min_vol_for_shock_up=float(min_vol_for_shock_up),
         audit=audit,
         **vol,
