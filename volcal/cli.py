@@ -660,4 +660,8 @@ def version() -> None:
 from volcal import cli_history  # noqa: E402, F401
 
 if __name__ == "__main__":
-    app()
+    # Run as ``python -m volcal.cli``: the package's own copy of this module is the one the
+    # history commands registered on.
+    from volcal.cli import app as registered
+
+    registered()
