@@ -102,7 +102,8 @@ def _breaks(reason, fit):
         row = pd.DataFrame(
             {"slice": [1], "t": [fit.grid.t[1]], "log_moneyness": [0.3], "g": [-0.01]}
         )
-        return dataclasses.replace(fit, arbitrage=ArbitrageReport(row, report.calendar)), None, None
+        report = ArbitrageReport(row, report.calendar)
+        return dataclasses.replace(fit, arbitrage_report=report), None, None
     if reason is GateReason.CALENDAR:
         row = pd.DataFrame(
             {
@@ -114,7 +115,7 @@ def _breaks(reason, fit):
             }
         )
         return (
-            dataclasses.replace(fit, arbitrage=ArbitrageReport(report.butterfly, row)),
+            dataclasses.replace(fit, arbitrage_report=ArbitrageReport(report.butterfly, row)),
             None,
             None,
         )

@@ -109,7 +109,9 @@ class Calibration:
     status : ndarray of int ``(expiry,)``
         :class:`CalibrationStatus` per slice.
     arbitrage : ArbitrageReport
-        Butterfly and calendar violations of the calibrated model.
+        Butterfly and calendar violations of the calibrated model: checked on first access
+        (:func:`volcal.arbitrage.check`; the store's gate always reads it), then kept, so that
+        a fit whose report nobody reads does not pay for it.
     """
 
     model: Model
@@ -122,10 +124,18 @@ class Calibration:
     inside_by_expiry: np.ndarray
     steps: np.ndarray
     status: np.ndarray
-    arbitrage: arbitrage.ArbitrageReport
+    #: The arbitrage report once computed (or given); read :attr:`arbitrage`.
+    arbitrage_report: arbitrage.ArbitrageReport | None = field(default=None, repr=False)
     #: How the fit was made (residual, loss, loss_scale, settings, weight), for
     #: :func:`parameter_sensitivities`.
     setup: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def arbitrage(self) -> arbitrage.ArbitrageReport:
+        if self.arbitrage_report is None:
+            report = arbitrage.check(self.model, self.grid.forward, self.grid.t)
+            object.__setattr__(self, "arbitrage_report", report)  # a cache, not a change
+        return self.arbitrage_report
 
     @property
     def ok_by_expiry(self) -> np.ndarray:
@@ -524,7 +534,6 @@ def _result(model, grid: IVGrid, status, steps) -> Calibration:
         inside_by_expiry=inside_by_expiry,
         steps=steps,
         status=status,
-        arbitrage=arbitrage.check(model, grid.forward, grid.t),
     )
 
 

@@ -396,6 +396,7 @@ def _fit(start, grid, options):
     fit = vc.calibrate(start, grid, throw=False, **options)
     if not fit.ok and not isinstance(start, type):
         fit = vc.calibrate(type(start), grid, throw=False, **options)
+    _ = fit.arbitrage  # checked here (in the worker), not by the one writer that gates it
     return fit
 
 
