@@ -18,7 +18,12 @@ from volcal.margin.backtest import build_books, realised_pnl, run_backtest
 from volcal.margin.engine import margin
 from volcal.margin.history import daily_observations
 from volcal.margin.risk_parameters import RiskParameters
-from volcal.margin.stress import StressScenario, historical_scenarios, stress_test
+from volcal.margin.stress import (
+    StressScenario,
+    historical_scenarios,
+    hypothetical_scenarios,
+    stress_test,
+)
 from volcal.store import Store
 
 START, END = "2026-04-06", "2026-04-09T23:59Z"
@@ -66,8 +71,9 @@ def test_stress_losses_equal_an_independent_repricing(observations):
     rows = pd.concat([rows, pd.DataFrame([("random mix", "BTC-PERPETUAL", -2000.0)],
                                          columns=rows.columns)])  # fmt: skip
     book = load_book(rows, asof=asof)
+    # Every named hypothetical scenario, and a historical-style one (relative vol-up shock).
     scenarios = [
-        StressScenario("spot -50%, vols x2", -0.5, 2.0),
+        *hypothetical_scenarios(),
         StressScenario("fall", -0.3, vol_up=0.5, short_power=0.4, long_power=0.2),
     ]
     table = stress_test(book, Market({"BTC": surface}), scenarios)

@@ -75,3 +75,18 @@ def test_no_return_spans_the_gap_between_the_segments(shared_data):
     # The last Bitstamp day is 2025-07-04; the first option day 2025-12-30: no return between.
     assert pd.Timestamp("2025-12-30", tz="UTC") not in returns.index
     np.testing.assert_allclose(returns.iloc[-2:], np.diff(np.log(spots.to_numpy())), rtol=1e-15)
+
+
+def test_a_tardis_stream_gives_one_snapshot_per_day_at_its_last_update():
+    from pathlib import Path
+
+    path = Path(__file__).parent / "fixtures" / "files" / "tardis_options_chain_sample.csv"
+    history = SnapshotHistory.open(path, format="tardis")
+    stamps = history.timestamps()
+    assert list(stamps) == [pd.Timestamp("2020-06-07T23:59:59.5Z"),
+                            pd.Timestamp("2026-05-01T00:00:00.657Z")]  # fmt: skip
+    chain = history.chain(stamps[0], "BTC")
+    frame = chain.frame.set_index("instrument")
+    assert sorted(frame.index) == ["BTC-9JUN20-9625-C", "BTC-9JUN20-9875-P"]
+    # The latest update of the put at or before the snapshot (not the earlier one).
+    assert frame.loc["BTC-9JUN20-9875-P", "bid"] == pytest.approx(0.0205 * 9756.36)

@@ -57,7 +57,10 @@ class SnapshotHistory:
         are), plus ``rows_<underlying>`` where the source says.
     source : Path
     format : str
-        "deribit-history" (the folder layout), "deribit" or "tardis" (one file).
+        "deribit-history" (the folder layout), "deribit" or "tardis" (one file). A Deribit
+        file's snapshots are its distinct ``timestamp`` values; a Tardis ``options_chain`` file
+        is a stream of updates, so its snapshots are the last update of each UTC day, and a
+        snapshot's chain is the latest quote of each symbol at or before it.
     """
 
     index: pd.DataFrame
@@ -135,12 +138,11 @@ class SnapshotHistory:
         if self.format == "deribit":
             return read_deribit_snapshot(self.source, snapshot=timestamp, currency=underlying)
         if self.format == "tardis":
-            chain = read_tardis_options_chain(self.source)
+            chain = read_tardis_options_chain(self.source, as_of=timestamp)
             frame = chain.frame
-            keep = pd.to_datetime(frame["snapshot"], utc=True) == timestamp
             if underlying is not None:
-                keep &= frame["underlying"] == underlying
-            return Chain.from_frame(frame[keep], source=str(self.source))
+                frame = frame[frame["underlying"] == underlying]
+            return Chain.from_frame(frame, source=str(self.source))
         raise ValueError(f"unknown history format {self.format!r}")
 
 
@@ -150,9 +152,11 @@ def _file_snapshots(path: Path, format: str) -> pd.DatetimeIndex:
         column = (reader(path, columns=["timestamp"]) if path.suffix == ".parquet"
                   else reader(path, usecols=["timestamp"]))["timestamp"]  # fmt: skip
     elif format == "tardis":
-        from volcal.sources.files import read_tardis_options_chain
-
-        column = read_tardis_options_chain(path).frame["snapshot"]
+        # An update stream: one snapshot per UTC day that has updates, at its last update (the
+        # chain then is the latest quote of each symbol at or before it).
+        times = pd.to_datetime(pd.read_csv(path, usecols=["timestamp"])["timestamp"], unit="us",
+                               utc=True)  # fmt: skip
+        column = times.groupby(times.dt.floor("D")).max()
     else:
         raise ValueError(f"history format must be 'deribit' or 'tardis', not {format!r}")
     return pd.DatetimeIndex(sorted(pd.to_datetime(column, utc=True).unique()))
