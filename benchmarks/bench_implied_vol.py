@@ -257,7 +257,7 @@ def write_report(table: pd.DataFrame, cold: float, warm: float, quick: bool) -> 
     import jax
 
     lines = [
-        "# Benchmarks",
+        "## Implied volatility",
         "",
         "Produced by `python benchmarks/bench_implied_vol.py`"
         + (" --quick" if quick else "")
@@ -266,8 +266,6 @@ def write_report(table: pd.DataFrame, cold: float, warm: float, quick: bool) -> 
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
         f"Python {platform.python_version()}, jax {jax.__version__} ({jax.default_backend()}), "
         f"QuantLib {ql.__version__}, py_lets_be_rational {version('py_lets_be_rational')}.",
-        "",
-        "## Implied volatility",
         "",
         "Throughput in million options per second (volcal warm, best of 3, through the public",
         "`volcal.implied_vol` on numpy arrays; peers called per option from Python, as their",
@@ -292,8 +290,22 @@ def write_report(table: pd.DataFrame, cold: float, warm: float, quick: bool) -> 
         "(tracing remains; compilation is read from `VOLCAL_CACHE_DIR`).",
         "",
     ]
-    (ROOT / "benchmarks" / "README.md").write_text("\n".join(lines))
+    replace_section(ROOT / "benchmarks" / "README.md", "## Implied volatility", lines)
     print("\n".join(lines))
+
+
+def replace_section(path: Path, heading: str, lines: list[str]) -> None:
+    """Put ``lines`` (starting with ``heading``) in place of that section of ``path`` (up to
+    the next ``## `` heading), or append it; the other sections are kept as they are."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    body = "\n".join(lines).rstrip() + "\n\n"
+    start = text.find(heading + "\n")
+    if start < 0:
+        path.write_text(text.rstrip() + "\n\n" + body)
+        return
+    end = text.find("\n## ", start + len(heading))
+    rest = "" if end < 0 else text[end + 1 :]
+    path.write_text(text[:start] + body + rest)
 
 
 if __name__ == "__main__":
