@@ -133,3 +133,45 @@ def test_cli_backfill_exits_3_on_a_failed_snapshot_then_0_when_resumed(history_f
     assert again.exit_code == 0, again.output
     bad = CliRunner().invoke(app, ["backfill", "--source", "/no/such/history", "--workers", "0"])
     assert bad.exit_code == 2 and "no snapshot history" in bad.output
+
+
+CRASH = """
+import os, signal, sys
+from volcal.backfill import run_backfill
+from volcal.store import Store
+
+
+class Crashing(Store):
+    written = 0
+
+    def _checkpoint(self, name):
+        # SIGKILL in the middle of the second surface's write transaction.
+        if name == "surface_written":
+            Crashing.written += 1
+            if Crashing.written == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+run_backfill(sys.argv[1], store=Crashing(sys.argv[2]), underlyings=["BTC"], workers=0,
+             block_size=1)
+"""
+
+
+def test_a_backfill_killed_part_way_and_restarted_completes_without_duplicates_or_loss(
+    history_file, tmp_path
+):
+    import subprocess
+    import sys
+
+    path = tmp_path / "volcal.sqlite"
+    killed = subprocess.run([sys.executable, "-c", CRASH, str(history_file), str(path)],
+                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    with Store(path) as store:
+        assert len(store.history()) == 1  # the second write never committed
+    summary = run_backfill(history_file, store=path, underlyings=["BTC"], workers=0)
+    assert summary.counts.loc[("BTC", "ESSVI"), "skipped"] == 1
+    with Store(path) as store:
+        stored = store.history()
+        assert stored["snapshot"].is_unique and len(stored) == 3
+        assert len(store.failures()) == 1  # the broken snapshot, recorded once

@@ -88,5 +88,8 @@ def test_a_tardis_stream_gives_one_snapshot_per_day_at_its_last_update():
     chain = history.chain(stamps[0], "BTC")
     frame = chain.frame.set_index("instrument")
     assert sorted(frame.index) == ["BTC-9JUN20-9625-C", "BTC-9JUN20-9875-P"]
-    # The latest update of the put at or before the snapshot (not the earlier one).
+    # The latest update of the put at or before the snapshot (not the earlier one), timed at
+    # the snapshot; the 2020 options are expired by the 2026 snapshot, and gone from it.
     assert frame.loc["BTC-9JUN20-9875-P", "bid"] == pytest.approx(0.0205 * 9756.36)
+    assert (frame["snapshot"] == stamps[0]).all()
+    assert history.chain(stamps[1], "BTC").frame.empty

@@ -86,19 +86,26 @@ class BackfillSummary:
 def plan_blocks(history: SnapshotHistory, store: Store, venue: str, underlyings, models, *,
                 start=None, end=None, daily: bool = False,
                 block_size: int = BLOCK_SIZE) -> tuple[list[Block], dict]:  # fmt: skip
-    """The blocks still to calibrate, and the snapshots skipped per underlying (stored or
-    failed before)."""
+    """The blocks still to calibrate, and the snapshots skipped per underlying: every model
+    stored, or settled by a recorded failure (a chain that could not be loaded or cleaned
+    settles every model of its snapshot; a model whose fit raised settles that model; a lost
+    worker or a failed write settles nothing, and is retried)."""
     if block_size < 1:
         raise BackfillError(f"block size must be at least 1, not {block_size}")
     snapshots = history.daily(start, end) if daily else history.timestamps(start, end)
     blocks, skipped = [], {}
     for underlying in underlyings:
-        failed = set(store.failures(venue, underlying)["snapshot"])
+        failures = store.failures(venue, underlying)
+        broken = set(failures.loc[failures["stage"] == CHAIN_STAGE, "snapshot"])
+        fits = failures[failures["stage"] == "calibrate"]
+        raised = set(zip(fits["snapshot"], fits["model"], strict=True))
         todo, run = [], []
         skipped[underlying] = 0
         for snapshot in snapshots:
-            done = snapshot in failed or all(
-                store.find(venue, underlying, snapshot, model) is not None for model in models
+            done = snapshot in broken or all(
+                (snapshot, model) in raised
+                or store.find(venue, underlying, snapshot, model) is not None
+                for model in models
             )
             if done:
                 skipped[underlying] += 1
@@ -131,6 +138,8 @@ def calibrate_block(source: str, format: str, venue: str, block: Block,
         try:
             chain = history.chain(snapshot, block.underlying)
             grid = replace(vc.clean(chain, underlying=block.underlying), venue=venue)
+            if pd.Timestamp(grid.snapshot) != snapshot:
+                raise ValueError(f"the chain is timed {grid.snapshot}, not at the snapshot")
             if not grid.mask.any():
                 counts = grid.report.rows["reason"].value_counts().to_dict()
                 raise ValueError(f"no quote survived cleaning ({counts})")
@@ -251,10 +260,11 @@ def _client(workers: int, scheduler: str | None):
         ) from error
     if scheduler:
         return Client(scheduler), None
-    # Spawned worker processes: JAX must not be forked (dask's default, made explicit).
+    # Spawned worker processes: JAX must not be forked (dask's default, made explicit). The
+    # scheduler's HTTP server takes any free port, so two backfills can run side by side.
     dask.config.set({"distributed.worker.multiprocessing-method": "spawn"})
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None)  # fmt: skip
+                           dashboard_address=":0")  # fmt: skip
     return Client(cluster), cluster
 
 

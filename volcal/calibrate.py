@@ -15,6 +15,7 @@ above), so least squares minimises ``sum rho`` as in scipy's ``least_squares``.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -406,16 +407,20 @@ def calibrate(
 #: many within PENALTY_STANDARD_DEVIATIONS ATM deviations of the earlier slice (where the
 #: slices are closest); each point's shortfall, divided by 2 sqrt(w t) to be in vol, enters
 #: as a residual times CALENDAR_WEIGHT (a 1e-4 vol shortfall then costs as much as a one vol
-#: point miss on one quote), through the same softened hinge as SVI's butterfly penalty.
+#: point miss on one quote), through the same softened hinge as SVI's butterfly penalty. The
+#: hinge is softened over CALENDAR_SMOOTHING (1e-4 vol) and aims CALENDAR_MARGIN (3e-4 vol)
+#: clear of the previous slice: a sharper hinge (1e-6) left Levenberg-Marquardt creeping along
+#: it without converging, and such refits were dropped (on the four BTC and ETH surfaces of
+#: 2025-12-30 and 2026-04-15, 11 conflicting slices were left against 2).
 CALENDAR_POINTS = 161
-CALENDAR_MARGIN = 5e-6
+CALENDAR_MARGIN = 3e-4
 CALENDAR_WEIGHT = 100.0
-CALENDAR_SMOOTHING = 1e-6
+CALENDAR_SMOOTHING = 1e-4
 CALENDAR_NEAR_STANDARD_DEVIATIONS = 8.0
 
 
-def _repair_solver(key: tuple):
-    full_key = ("repair", *key)
+def _repair_solver(key: tuple, max_steps: int = MAX_STEPS):
+    full_key = ("repair", *key, max_steps)
     if full_key in _SOLVERS:
         return _SOLVERS[full_key]
     model_type, residual, loss, loss_scale, settings = key
@@ -437,7 +442,7 @@ def _repair_solver(key: tuple):
 
     @eqx.filter_jit
     def solve(u0, args):
-        return _least_squares(residuals, u0, args)
+        return _least_squares(residuals, u0, args, max_steps)
 
     _SOLVERS[full_key] = solve
     return solve
@@ -447,7 +452,9 @@ def _repair_calendar(key: tuple, u, status, steps, data):
     """Second pass of ``calendar="repair"``: in expiry order, each slice whose total variance
     falls below the (repaired) previous slice's on the comparison grid is refitted from its
     first-pass parameters with the calendar penalty (constants above); the others are kept, and
-    so is a slice whose refit does not converge (its conflict stays in the report)."""
+    so is a slice whose refit does not converge (its conflict stays in the report). A refit
+    that stalls against the penalty is final, as in the first pass (:func:`_finish_stalled`).
+    Crossings beyond the comparison grid (far wings whose slopes cross) are not repaired."""
     model_type, settings = key[0], key[-1]
     spec = model_type.calibration
     u, status, steps = np.array(u), np.array(status), np.array(steps)
@@ -469,11 +476,24 @@ def _repair_calendar(key: tuple, u, status, steps, data):
         slice_data = tuple(jnp.asarray(np.asarray(a)[i]) for a in data)
         args = (slice_data, jnp.asarray(u[i - 1]), jnp.asarray(forward[i - 1]),
                 jnp.asarray(t[i - 1]), jnp.asarray(k))  # fmt: skip
-        u_i, status_i, steps_i, _ = solve(jnp.asarray(u[i]), args)
+        u_i, status_i, steps_i, cost_i = solve(jnp.asarray(u[i]), args)
+        # A refit pressed against the calendar penalty creeps along it: as in the first pass,
+        # one that stalls is final (CONSTRAINT_ACTIVE).
+        u_i, status_i, steps_i = _finish_stalled(
+            functools.partial(_continue_repair, _repair_solver(key, STALL_STEPS), args),
+            u_i, status_i, steps_i, cost_i, slice_data,
+        )  # fmt: skip
         steps[i] += int(steps_i)
-        if int(status_i) == CalibrationStatus.SUCCESS:
+        if CalibrationStatus(int(status_i)).ok:
             u[i] = np.asarray(u_i)
     return u, status, steps
+
+
+def _continue_repair(solve, args, u, data):
+    """``solve`` continued from ``u`` on a repair's own arguments (``data``, the slice's quotes,
+    is what :func:`_finish_stalled` counts quotes on)."""
+    del data
+    return solve(u, args)
 
 
 #: Slices are padded to a multiple of this many (repeating the last slice) and quotes to a

@@ -23,6 +23,7 @@ segments were consecutive.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,9 @@ from volcal.chain import Chain
 #: the day's (as the issue of record and ``deribit_history/SOURCE.md`` suggest).
 OBSERVATION_HOUR = 16
 SPOT_FILES = {"BTC": "btc_usd_bitstamp_daily.csv", "ETH": "eth_usd_bitstamp_daily.csv"}
+#: A Tardis snapshot keeps each symbol's latest update no older than this (a volcal choice: an
+#: older quote is no longer a quote of that moment).
+TARDIS_MAX_QUOTE_AGE = pd.Timedelta(hours=1)
 #: Bitstamp candles that are not trades (``spot_history/SOURCE.md``, anomaly 3: flat, zero
 #: volume; the January 2015 trading halt). Dropped, so no return is computed across them.
 FILLER_CANDLES = {
@@ -60,7 +64,8 @@ class SnapshotHistory:
         "deribit-history" (the folder layout), "deribit" or "tardis" (one file). A Deribit
         file's snapshots are its distinct ``timestamp`` values; a Tardis ``options_chain`` file
         is a stream of updates, so its snapshots are the last update of each UTC day, and a
-        snapshot's chain is the latest quote of each symbol at or before it.
+        snapshot's chain is the latest quote of each symbol at or before it (at most
+        :data:`TARDIS_MAX_QUOTE_AGE` old), timed at the snapshot, without expired options.
     """
 
     index: pd.DataFrame
@@ -138,12 +143,23 @@ class SnapshotHistory:
         if self.format == "deribit":
             return read_deribit_snapshot(self.source, snapshot=timestamp, currency=underlying)
         if self.format == "tardis":
-            chain = read_tardis_options_chain(self.source, as_of=timestamp)
+            raw = _tardis_updates(self.source)
+            fresh = raw["timestamp"] >= (timestamp - TARDIS_MAX_QUOTE_AGE).value // 1000
+            chain = read_tardis_options_chain(raw[fresh], as_of=timestamp)
             frame = chain.frame
             if underlying is not None:
                 frame = frame[frame["underlying"] == underlying]
+            # The chain as of the snapshot: quotes carry its time, expired options are gone.
+            frame = frame[pd.to_datetime(frame["expiry"], utc=True) > timestamp].copy()
+            frame["snapshot"] = timestamp
             return Chain.from_frame(frame, source=str(self.source))
         raise ValueError(f"unknown history format {self.format!r}")
+
+
+@functools.lru_cache(maxsize=2)
+def _tardis_updates(path: Path) -> pd.DataFrame:
+    """A Tardis file's rows, read once per process (a backfill takes many snapshots of it)."""
+    return pd.read_csv(path)
 
 
 def _file_snapshots(path: Path, format: str) -> pd.DatetimeIndex:

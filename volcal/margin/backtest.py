@@ -115,8 +115,11 @@ def build_books(surface, underlying: str, asof, *, seed: int = 0) -> pd.DataFram
 
 
 def hedge_delta(rows: pd.DataFrame, surface, underlying: str, asof, account: str) -> pd.DataFrame:
-    """``rows`` with a perpetual added to ``account`` that cancels its net coin delta (whole
-    contracts of :data:`PERPETUAL_CONTRACT_USD`)."""
+    """``rows`` with a perpetual added to ``account`` that cancels its net delta in coin (whole
+    contracts of :data:`PERPETUAL_CONTRACT_USD`). The account is coin-settled and its margin and
+    loss are in coin, so the delta hedged is that of the coin P&L: the options'
+    premium-adjusted ``delta_coin`` (``d(value_coin)/dS`` times ``S``), and for the inverse
+    perpetual its ``delta``, ``c/S`` per contract (``d(q c (1/S0 - 1/S))/dS`` times ``S``)."""
     probe = pd.concat(
         [
             rows[rows["account"] == account],
@@ -124,8 +127,9 @@ def hedge_delta(rows: pd.DataFrame, surface, underlying: str, asof, account: str
         ]
     )
     result = margin(load_book(probe, asof=asof), {underlying: surface}, asof=asof)
-    deltas = result.positions["delta"].to_numpy()
-    quantity = -round(float(deltas[:-1].sum()) / float(deltas[-1]))
+    positions = result.positions
+    coin = positions["delta_coin"].fillna(positions["delta"]).to_numpy()
+    quantity = -round(float(coin[:-1].sum()) / float(coin[-1]))
     if quantity == 0:
         return rows
     hedge = pd.DataFrame(
@@ -147,11 +151,14 @@ def parameter_sets(underlying: str, known: Callable | None = None) -> dict[str, 
     return sets
 
 
-def realised_pnl(book, now, later, underlying: str, later_time, later_spot: float) -> pd.Series:
+def realised_pnl(book, now, later, underlying: str, later_time, later_spot: float,
+                 now_spot: float | None = None) -> pd.Series:  # fmt: skip
     """Realised P&L (coin) per position of ``book`` (valued on ``now``, a MarginResult) at
-    ``later_time`` on the surface ``later``: options and futures alive then by the engine's
-    full revaluation; options expired in between at intrinsic on ``later_spot``; perpetuals
-    ``q c (1/S - 1/S')`` on the two surfaces' indices."""
+    ``later_time`` on the surface ``later``: options alive then by the engine's full
+    revaluation; options expired in between at intrinsic on ``later_spot``; inverse
+    perpetuals ``q c (1/S - 1/S')`` on the snapshot spots ``now_spot`` (default: the index
+    the margin used) and ``later_spot``. Dated futures are not handled (no book holds them):
+    they raise."""
     positions = now.positions
     later_time = pd.Timestamp(later_time)
     expired = positions["expiry"].notna() & (positions["expiry"] <= later_time)
@@ -177,14 +184,13 @@ def realised_pnl(book, now, later, underlying: str, later_time, later_spot: floa
     perpetual = positions["kind"] == "perpetual"
     if perpetual.any():
         p = positions[perpetual]
-        before, after = p["forward"].to_numpy(), _index(later)
-        pnl[perpetual] = p["quantity"] * p["contract_size"] * (1.0 / before - 1.0 / after)
+        before = p["forward"].to_numpy() if now_spot is None else now_spot
+        pnl[perpetual] = p["quantity"] * p["contract_size"] * (1.0 / before - 1.0 / later_spot)
+    other = ~(options | perpetual)
+    if other.any():
+        raise ValueError(f"realised P&L of {sorted(set(positions.loc[other, 'kind']))} "
+                         "positions is not implemented")  # fmt: skip
     return pnl
-
-
-def _index(surface) -> float:
-    spot = float(surface.spot)
-    return spot if np.isfinite(spot) else float(surface.forward_at(0.0))
 
 
 @dataclass(frozen=True)
@@ -208,6 +214,8 @@ class BacktestResult:
     parameters: pd.DataFrame
     confidence: float
     horizon_days: int
+    #: (underlying, day) periods left out: a snapshot spot was missing at either end.
+    skipped: tuple = ()
 
     def summary(self) -> pd.DataFrame:
         """Per (underlying, parameter set, book): the coverage report
@@ -278,7 +286,7 @@ def run_backtest(
     if settings.get("buffer"):
         settings["buffer"] = MarginBuffer(rate=settings["buffer"])
     options = {**settings, "confidence": confidence, "horizon_days": horizon_days}
-    rows, parameter_rows, plans = [], [], []
+    rows, parameter_rows, plans, skipped = [], [], [], []
     for underlying in underlyings:
         observations = daily_observations(store, venue, underlying)
         if start is not None:
@@ -306,6 +314,9 @@ def run_backtest(
 
         sets = parameter_sets(underlying, known)
         for day, later_day in days:
+            if not np.isfinite([observations.loc[d, "spot"] for d in (day, later_day)]).all():
+                skipped.append((underlying, day))  # no spot for the period: no observation
+                continue
             now_row, later_row = observations.loc[day], observations.loc[later_day]
             surface = store.get(now_row["surface_id"]).surface
             later = store.get(later_row["surface_id"]).surface
@@ -318,7 +329,8 @@ def run_backtest(
                 result = margin(book, {underlying: surface}, {underlying: make(day)}, asof=asof)
                 if realised is None:
                     realised = realised_pnl(
-                        book, result, later, underlying, later_row["snapshot"], later_row["spot"]
+                        book, result, later, underlying, later_row["snapshot"], later_row["spot"],
+                        now_spot=now_row["spot"],
                     )
                     loss = (-realised).groupby(result.positions["account"]).sum()
                 groups = result.groups.set_index("account")
@@ -334,6 +346,7 @@ def run_backtest(
                             "margin": float(groups.loc[account, "margin"]),
                             "loss": float(loss[account]),
                             "spot": spot,
+                            "later_spot": float(later_row["spot"]),
                         }
                     )
             parameter_rows.append({"day": day, "underlying": underlying, **known(day).overrides()})
@@ -344,8 +357,10 @@ def run_backtest(
     if len(frame):
         frame["breach"] = frame["loss"] > frame["margin"]
         frame["margin_usd"] = frame["margin"] * frame["spot"]
-        frame["loss_usd"] = frame["loss"] * frame["spot"]
-    return BacktestResult(frame, pd.DataFrame(parameter_rows), confidence, horizon_days)
+        # A coin loss is worth the later spot when it is realised.
+        frame["loss_usd"] = frame["loss"] * frame["later_spot"]
+    return BacktestResult(frame, pd.DataFrame(parameter_rows), confidence, horizon_days,
+                          tuple(skipped))  # fmt: skip
 
 
 def _period_days(days: pd.DatetimeIndex, horizon_days: int) -> list[tuple]:

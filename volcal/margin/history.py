@@ -16,6 +16,8 @@ published vol parameters are used, and the audit says so.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
@@ -144,8 +146,17 @@ def calibrate_margin_parameters(
     calibration = MarginCalibration(
         underlying, returns, vols, stress_floor=stress_floor, options=options
     )
-    day = pd.Timestamp(asof, tz="UTC").floor("D") if asof is not None else returns.index[-1]
-    return calibration.on(day)
+    if asof is None:
+        return calibration.on(returns.index[-1])
+    # Only what was observed by ``asof``: option-era days at their snapshot (about 16:00 UTC),
+    # Bitstamp days at their candle's close (24:00 UTC).
+    asof = pd.Timestamp(asof)
+    asof = asof.tz_localize("UTC") if asof.tzinfo is None else asof.tz_convert("UTC")
+    seen = observations[observations["snapshot"] <= asof]
+    if len(seen):
+        parameters = calibration.on(seen.index[-1])
+        return dataclasses.replace(parameters, as_of=seen["snapshot"].iloc[-1])
+    return calibration.on(asof.floor("D") - pd.Timedelta(days=1))
 
 
 class MarginCalibration:
@@ -190,7 +201,6 @@ class MarginCalibration:
         )
 
     def on(self, day) -> RiskParameters:
-        import dataclasses
 
         day = pd.Timestamp(day)
         worst = self.worst[self.worst.index <= day]
@@ -216,7 +226,7 @@ def stress_scenarios(store, venue: str, underlying: str, *, asof=None, spot_fold
     scenarios of the spot history and the hypothetical ones, with the vol model of the stored
     risk parameters as of ``asof`` (else the spot history's scan range and the published vol
     parameters), and ``held`` the risk matrix of those parameters (else the published one)."""
-    from volcal.margin.risk_parameters import calibrate_risk_parameters
+    from volcal.margin.risk_parameters import calibrate_risk_parameters, scan_range_historical
     from volcal.margin.scenarios import risk_matrix
     from volcal.margin.stress import historical_scenarios, hypothetical_scenarios
 
@@ -229,5 +239,11 @@ def stress_scenarios(store, venue: str, underlying: str, *, asof=None, spot_fold
     else:
         parameters = calibrate_risk_parameters(underlying, returns)
         held = risk_matrix(underlying)
-    scenarios = historical_scenarios(returns, parameters) + hypothetical_scenarios()
+    # Severity is measured against the plain scan range of the same confidence and horizon
+    # (without the anti-procyclicality margins a stored price range may carry).
+    known = returns[returns.index <= parameters.as_of]
+    plain = scan_range_historical(known, parameters.confidence, parameters.horizon_days,
+                                  window=365)  # fmt: skip
+    scenarios = historical_scenarios(returns, parameters, scan_range=plain)
+    scenarios += hypothetical_scenarios()
     return scenarios, {underlying: held}

@@ -6,9 +6,10 @@ Historical scenarios come from the spot history (:func:`historical_scenarios`): 
 span the gap between its segments). The option history does not cover those dates, so their
 vol move comes from the calibrated vol-shock model: the relative vol-up shock of the risk
 parameters (``vol_range_up`` at 30 days, scaled by ``(30 / DTE)^power`` as in the risk matrix)
-times the move's severity ``|move| / price_range`` (a move twice the 99% scan range gets twice
-the 99% vol shock), for falls and rises alike (crypto vols rise in both). Hypothetical
-scenarios (:data:`HYPOTHETICAL`) give the price move and a vol multiplier directly.
+times the move's severity ``|move| / scan range`` (a move twice the 99% scan range, before any
+anti-procyclicality margin, gets twice the 99% vol shock), for falls and rises alike (crypto
+vols rise in both). Hypothetical scenarios (:data:`HYPOTHETICAL`) give the price move and a
+vol multiplier directly.
 
 Each scenario is repriced by the margin engine (full revaluation, sticky-moneyness by
 default) with weight 1; its loss is minus the P&L of each (account, underlying, settlement)
@@ -87,11 +88,14 @@ def hypothetical_scenarios() -> list[StressScenario]:
     ]
 
 
-def historical_scenarios(returns: pd.Series, parameters, horizons=HORIZONS_DAYS) -> list:
+def historical_scenarios(returns: pd.Series, parameters, horizons=HORIZONS_DAYS, *,
+                         scan_range: float | None = None) -> list:  # fmt: skip
     """The largest falls and rises over ``horizons`` days in ``returns`` (daily log returns,
     :func:`volcal.history.daily_returns`; an h-day move sums h returns of consecutive days),
     each with the vol move of ``parameters`` (a :class:`RiskParameters`) scaled by its
-    severity (module docstring)."""
+    severity ``|move| / scan_range`` (module docstring). ``scan_range`` is the plain
+    quantile the vol shock belongs to (default ``parameters.price_range``, which may include
+    anti-procyclicality margins)."""
     returns = returns.sort_index()
     days = pd.DatetimeIndex(returns.index)
     scenarios = []
@@ -108,7 +112,7 @@ def historical_scenarios(returns: pd.Series, parameters, horizons=HORIZONS_DAYS)
             move = float(np.expm1(sums[end]))
             first = end - pd.Timedelta(days=h - 1)
             when = f"{first:%Y-%m-%d}" + (f" to {end:%Y-%m-%d}" if h > 1 else "")
-            severity = abs(move) / parameters.price_range
+            severity = abs(move) / (scan_range or parameters.price_range)
             scenarios.append(
                 StressScenario(
                     name=f"largest {h}-day {name} ({when}, {move:+.1%})",
