@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from volcal.margin.backtest import run_backtest
+from volcal.margin.backtest import parameter_procyclicality, run_backtest
 from volcal.margin.backtest_report import html_report
 from volcal.margin.coverage import kupiec
 from volcal.margin.history import daily_observations, spot_returns
@@ -128,6 +128,14 @@ def main(store_path: Path, report: Path | None) -> None:
         "### Pooled over the seven books",
         "",
         markdown(pooled),
+        "",
+        "### The calibrated parameters' own procyclicality",
+        "",
+        "Books are rebuilt each day (new strikes, expiries, and a new random book), so their "
+        "margins' day-to-day changes mix parameters and positions; the *volcal* parameters' "
+        "own path:",
+        "",
+        markdown(parameter_procyclicality(result.parameters)),
         "",
         "### Per book",
         "",

@@ -170,6 +170,11 @@ def test_backtest_bookkeeping_and_report(store_path, tmp_path):
     np.testing.assert_allclose(losses["deribit"], losses["volcal"], rtol=1e-14)
     summary = result.summary()
     assert len(summary) == 3 * 7 and summary["n"].eq(3).all()
+    from volcal.margin.backtest import parameter_procyclicality
+
+    path = parameter_procyclicality(result.parameters)
+    assert set(path["parameter"]) == {"price_range", "vol_range_up", "vol_range_down"}
+    assert (path["peak_to_trough"] >= 1).all()
     assert {"kupiec_p_value", "christoffersen_p_value", "zone", "average_margin_usd",
             "largest_1d_increase", "peak_to_trough"} <= set(summary.columns)  # fmt: skip
     from volcal.margin.backtest_report import html_report
@@ -205,3 +210,44 @@ def test_cli_calibrate_margin_stores_and_margin_then_uses_it(store_path, tmp_pat
     assert stressed.exit_code == 0, stressed.output
     assert "largest 1-day fall (2020-03-12" in stressed.output
     assert "spot -50%, vols x2" in stressed.output
+
+
+def test_parameters_known_on_a_day_ignore_everything_after_it():
+    """No look-ahead: the parameters of day d are the same whether the history stops at d or
+    goes on (with different data) after it."""
+    from volcal.margin.history import DEFAULT_CALIBRATION, MarginCalibration
+    from volcal.margin.procyclicality import MarginBuffer
+    from volcal.margin.risk_parameters import simulate_garch_t
+
+    returns = simulate_garch_t(900, omega=2e-6, alpha=0.08, beta=0.9, nu=4.0, seed=3)
+    days = returns.index
+    rng = np.random.default_rng(5)
+    vols = pd.DataFrame(0.5 * np.exp(np.cumsum(rng.normal(0, 0.02, (len(days), 4)), axis=0)),
+                        index=days, columns=[7.0, 30.0, 90.0, 180.0])  # fmt: skip
+    settings = {k: v for k, v in DEFAULT_CALIBRATION.items() if k != "stress_floor"}
+    settings["buffer"] = MarginBuffer(rate=settings["buffer"])
+    settings["floor_window"] = 500
+    day = days[700]
+    altered = returns.copy()
+    altered[days > day] *= 3.0
+    altered_vols = vols.copy()
+    altered_vols[vols.index > day] *= 1.5
+    full = MarginCalibration("BTC", returns, vols, options=settings).on(day)
+    other = MarginCalibration("BTC", altered, altered_vols, options=settings).on(day)
+    cut = MarginCalibration("BTC", returns[days <= day], vols[vols.index <= day],
+                            options=settings).on(day)  # fmt: skip
+    for name, value in full.overrides().items():
+        assert getattr(other, name) == pytest.approx(value, rel=1e-12), name
+        assert getattr(cut, name) == pytest.approx(value, rel=1e-12), name
+
+
+def test_margin_periods_do_not_overlap_and_skip_missing_days():
+    from volcal.margin.backtest import _period_days
+
+    days = pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-05",
+                           "2026-01-06", "2026-01-07", "2026-01-08"], utc=True)  # fmt: skip
+    one = _period_days(pd.DatetimeIndex(days), 1)
+    assert [(a.day, b.day) for a, b in one] == [(1, 2), (2, 3), (5, 6), (6, 7), (7, 8)]
+    two = _period_days(pd.DatetimeIndex(days), 2)
+    # Each period starts where the last ended; the day-4 gap lies inside 3 -> 5.
+    assert [(a.day, b.day) for a, b in two] == [(1, 3), (3, 5), (5, 7)]

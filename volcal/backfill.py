@@ -17,9 +17,10 @@ Executors: ``workers=0`` calibrates in this process; ``workers=N`` starts a Dask
 history source at the same path. Dask is the ``distributed`` extra.
 
 Resumable and idempotent: snapshots whose every model is stored already (accepted or
-rejected), or whose chain failed before (:meth:`volcal.store.Store.failures`), are skipped. A
-snapshot whose chain cannot be loaded or cleaned, or whose fit raises, is recorded as a failure
-with its error and the run goes on; a fit that does not pass the gate is stored as rejected.
+rejected), or settled by a recorded failure (:meth:`volcal.store.Store.failures`), are
+skipped. A snapshot whose chain cannot be loaded or cleaned, or whose fit raises, is recorded
+as a failure with its error and the run goes on; a fit that does not pass the gate is stored as
+rejected; a lost worker or a failed write is recorded and retried by the next run.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ class SnapshotResult:
 @dataclass
 class BackfillSummary:
     """Counts of a run: per (underlying, model), snapshots ``accepted``, ``rejected``,
-    ``failed`` and ``skipped`` (stored before); ``seconds`` of wall time."""
+    ``failed`` and ``skipped`` (stored, or settled by a recorded failure, before the run);
+    ``seconds`` of wall time."""
 
     counts: pd.DataFrame
     seconds: float
@@ -204,8 +206,8 @@ def run_backfill(
     jump check is off unless ``jump_check``: it protects a live surface from a fit that moves
     too far from the last accepted one, but in a history it would reject the days of real
     market moves (and then each day after, measured against an ever older surface), the days a
-    margin backtest needs most. ``progress(done, total)`` is called after each snapshot is
-    committed.
+    margin backtest needs most. ``progress(done, total)`` (snapshots) is called after each
+    block is committed.
     """
     from volcal.models import MODELS
 

@@ -151,8 +151,9 @@ def parameter_sets(underlying: str, known: Callable | None = None) -> dict[str, 
     return sets
 
 
-def realised_pnl(book, now, later, underlying: str, later_time, later_spot: float,
-                 now_spot: float | None = None) -> pd.Series:  # fmt: skip
+def realised_pnl(
+    book, now, later, underlying: str, later_time, later_spot: float, now_spot: float | None = None
+) -> pd.Series:
     """Realised P&L (coin) per position of ``book`` (valued on ``now``, a MarginResult) at
     ``later_time`` on the surface ``later``: options alive then by the engine's full
     revaluation; options expired in between at intrinsic on ``later_spot``; inverse
@@ -188,8 +189,10 @@ def realised_pnl(book, now, later, underlying: str, later_time, later_spot: floa
         pnl[perpetual] = p["quantity"] * p["contract_size"] * (1.0 / before - 1.0 / later_spot)
     other = ~(options | perpetual)
     if other.any():
-        raise ValueError(f"realised P&L of {sorted(set(positions.loc[other, 'kind']))} "
-                         "positions is not implemented")  # fmt: skip
+        raise ValueError(
+            f"realised P&L of {sorted(set(positions.loc[other, 'kind']))} "
+            "positions is not implemented"
+        )
     return pnl
 
 
@@ -237,6 +240,26 @@ class BacktestResult:
                 }
             )
         return pd.DataFrame(rows)
+
+
+def parameter_procyclicality(parameters: pd.DataFrame) -> pd.DataFrame:
+    """Procyclicality of the calibrated parameters themselves (books are rebuilt every day, so
+    a book's margin also moves with its strikes and expiries): per underlying and parameter,
+    :func:`procyclicality` of its path through the backtest's days."""
+    rows = []
+    names = ("price_range", "vol_range_up", "vol_range_down")
+    for underlying, frame in parameters.groupby("underlying"):
+        series = frame.set_index("day")
+        for name in names:
+            rows.append(
+                {
+                    "underlying": underlying,
+                    "parameter": name,
+                    "mean": float(series[name].mean()),
+                    **procyclicality(series[name]),
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def procyclicality(margin: pd.Series) -> dict:
@@ -329,7 +352,12 @@ def run_backtest(
                 result = margin(book, {underlying: surface}, {underlying: make(day)}, asof=asof)
                 if realised is None:
                     realised = realised_pnl(
-                        book, result, later, underlying, later_row["snapshot"], later_row["spot"],
+                        book,
+                        result,
+                        later,
+                        underlying,
+                        later_row["snapshot"],
+                        later_row["spot"],
                         now_spot=now_row["spot"],
                     )
                     loss = (-realised).groupby(result.positions["account"]).sum()
@@ -359,8 +387,9 @@ def run_backtest(
         frame["margin_usd"] = frame["margin"] * frame["spot"]
         # A coin loss is worth the later spot when it is realised.
         frame["loss_usd"] = frame["loss"] * frame["later_spot"]
-    return BacktestResult(frame, pd.DataFrame(parameter_rows), confidence, horizon_days,
-                          tuple(skipped))  # fmt: skip
+    return BacktestResult(
+        frame, pd.DataFrame(parameter_rows), confidence, horizon_days, tuple(skipped)
+    )
 
 
 def _period_days(days: pd.DatetimeIndex, horizon_days: int) -> list[tuple]:

@@ -143,6 +143,13 @@ def html_report(result) -> str:
         "<h2>Summary</h2>",
         summary.to_html(index=False, float_format="%.4g"),
     ]
+    if len(result.parameters):
+        from volcal.margin.backtest import parameter_procyclicality
+
+        parts += [
+            "<h2>Procyclicality of the calibrated parameters</h2>",
+            parameter_procyclicality(result.parameters).to_html(index=False, float_format="%.4g"),
+        ]
     figures = [coverage(result)]
     figures += [margin_vs_loss(result, u) for u in dict.fromkeys(summary["underlying"])]
     if len(result.parameters):
