@@ -14,9 +14,10 @@ coin; USD figures use the day's spot.
 
 Parameter sets (:func:`parameter_sets`): "deribit" (the published risk matrix), "span" (SPAN's
 16 scenarios with the published price range as scan range and :data:`SPAN_VOL_SCAN_RANGE`),
-and "volcal" (the risk matrix with the parameters calibrated on the data known that day,
-:class:`volcal.margin.history.MarginCalibration` with ``volcal calibrate-margin``'s defaults,
-:data:`volcal.margin.history.DEFAULT_CALIBRATION`).
+and "volcal" (the risk matrix with the parameters calibrated on the data known that day, for
+the backtest's horizon: :class:`volcal.margin.history.MarginCalibration` with ``volcal
+calibrate-margin``'s defaults, :data:`volcal.margin.history.DEFAULT_CALIBRATION`). "deribit"
+and "span" keep their published values whatever the horizon.
 """
 
 from __future__ import annotations
@@ -205,7 +206,9 @@ class BacktestResult:
     observations : DataFrame
         One row per (day, underlying, parameter set, book): ``margin`` and ``loss`` (coin;
         loss = minus the realised P&L), ``breach`` (loss > margin), ``spot``,
-        ``margin_usd``, ``loss_usd``, ``later`` (the day the loss is measured).
+        ``margin_usd``, ``loss_usd`` (at the later spot), ``later`` (the day the loss is
+        measured) and ``hours`` between the two snapshots (observations are the snapshots
+        nearest 16:00 UTC, so a 1-day period is not exactly 24 hours).
     parameters : DataFrame
         The calibrated parameters used each day (the "volcal" set), per underlying.
     confidence : float
@@ -375,6 +378,8 @@ def run_backtest(
                             "loss": float(loss[account]),
                             "spot": spot,
                             "later_spot": float(later_row["spot"]),
+                            "hours": (later_row["snapshot"] - now_row["snapshot"])
+                            / pd.Timedelta(hours=1),
                         }
                     )
             parameter_rows.append({"day": day, "underlying": underlying, **known(day).overrides()})
