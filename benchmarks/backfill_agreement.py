@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from markdown_sections import replace_section
 
 from volcal.backfill import run_backfill
 from volcal.sources import shared_data
@@ -74,20 +75,8 @@ def main() -> None:
         f"-0.5 to 0.5 (21 points) x 7, 30, 90 and 180 days is {worst:.1e} (decimal vol).",
         "",
     ]
-    replace_section(ROOT / "docs" / "backfill.md", HEADING, lines)
+    replace_section(ROOT / "docs" / "backfill.md", HEADING, lines, title="# Backfill")
     print("\n".join(lines))
-
-
-def replace_section(path: Path, heading: str, lines: list[str]) -> None:
-    """Put ``lines`` in place of the ``heading`` section of ``path``, or append them."""
-    text = path.read_text() if path.exists() else "# Backfill\n"
-    body = "\n".join(lines).rstrip() + "\n\n"
-    start = text.find(heading + "\n")
-    if start < 0:
-        path.write_text(text.rstrip() + "\n\n" + body)
-        return
-    end = text.find("\n## ", start + len(heading))
-    path.write_text(text[:start] + body + ("" if end < 0 else text[end + 1 :]))
 
 
 if __name__ == "__main__":

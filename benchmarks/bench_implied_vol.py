@@ -38,6 +38,7 @@ import mpmath as mp  # noqa: E402
 import py_lets_be_rational as lbr  # noqa: E402
 import QuantLib as ql  # noqa: E402
 from make_implied_vol_reference import EPS, dprice_dlogstrike, exact_inverse, vega  # noqa: E402
+from markdown_sections import replace_section  # noqa: E402
 
 import volcal as vc  # noqa: E402
 
@@ -292,20 +293,6 @@ def write_report(table: pd.DataFrame, cold: float, warm: float, quick: bool) -> 
     ]
     replace_section(ROOT / "benchmarks" / "README.md", "## Implied volatility", lines)
     print("\n".join(lines))
-
-
-def replace_section(path: Path, heading: str, lines: list[str]) -> None:
-    """Put ``lines`` (starting with ``heading``) in place of that section of ``path`` (up to
-    the next ``## `` heading), or append it; the other sections are kept as they are."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    body = "\n".join(lines).rstrip() + "\n\n"
-    start = text.find(heading + "\n")
-    if start < 0:
-        path.write_text(text.rstrip() + "\n\n" + body)
-        return
-    end = text.find("\n## ", start + len(heading))
-    rest = "" if end < 0 else text[end + 1 :]
-    path.write_text(text[:start] + body + rest)
 
 
 if __name__ == "__main__":

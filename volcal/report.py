@@ -70,11 +70,16 @@ def html_report(stored, *, margin_result=None) -> str:
                   margin_result.groups.to_html(index=False, float_format="%.6g")]  # fmt: skip
         figures += [plot.margin_pnl(margin_result, u) for u in margin_result.portfolio_pnl]
         figures.append(plot.margin_contributions(margin_result))
-    parts.append("<h2>Figures</h2>")
+    return html_page(f"volcal report {stored.id}", parts, figures)
+
+
+def html_page(title: str, parts: list[str], figures) -> str:
+    """One self-contained HTML document: ``parts`` (HTML), then a Figures section with
+    ``figures``; plotly's JavaScript is embedded once, in the first figure."""
+    parts = [*parts, "<h2>Figures</h2>"]
     for number, figure in enumerate(figures):
         # The first figure carries plotly's JavaScript inline; the others reuse it.
         parts.append(figure.to_html(full_html=False, include_plotlyjs=number == 0))
     body = "\n".join(parts)
-    title = html.escape(f"volcal report {stored.id}")
-    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title>"
-            f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")  # fmt: skip
+    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}"
+            f"</title><style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")  # fmt: skip

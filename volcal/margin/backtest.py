@@ -314,18 +314,19 @@ def run_backtest(
     options = {**settings, "confidence": confidence, "horizon_days": horizon_days}
     rows, parameter_rows, plans, skipped = [], [], [], []
     for underlying in underlyings:
-        observations = daily_observations(store, venue, underlying)
+        full = daily_observations(store, venue, underlying)
+        observations = full
         if start is not None:
             observations = observations[observations.index >= pd.Timestamp(start, tz="UTC")]
         if end is not None:
             observations = observations[observations.index <= pd.Timestamp(end, tz="UTC")]
         if observations.empty:
             continue
-        plans.append((underlying, observations, _period_days(observations.index, horizon_days)))
-    total = sum(len(days) for _, _, days in plans)
+        plans.append((underlying, full, observations,
+                      _period_days(observations.index, horizon_days)))  # fmt: skip
+    total = sum(len(days) for *_, days in plans)
     done = 0
-    for underlying, observations, days in plans:
-        full = daily_observations(store, venue, underlying)
+    for underlying, full, observations, days in plans:
         returns = spot_returns(store, venue, underlying, full, spot_folder)
         vols = atm_vol_history(store, full)
         calibrated = MarginCalibration(

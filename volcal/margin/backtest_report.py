@@ -4,13 +4,11 @@ with breaches marked, coverage per book, and the calibrated parameters through t
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from volcal.report import STYLE
+from volcal.report import html_page
 
 SET_COLOURS = {"deribit": "royalblue", "span": "darkorange", "volcal": "seagreen"}
 
@@ -154,12 +152,4 @@ def html_report(result) -> str:
     figures += [margin_vs_loss(result, u) for u in dict.fromkeys(summary["underlying"])]
     if len(result.parameters):
         figures.append(parameters(result))
-    parts.append("<h2>Figures</h2>")
-    for number, figure in enumerate(figures):
-        parts.append(figure.to_html(full_html=False, include_plotlyjs=number == 0))
-    title = html.escape("volcal margin backtest")
-    body = "\n".join(parts)
-    return (
-        f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title>"
-        f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n"
-    )
+    return html_page("volcal margin backtest", parts, figures)
