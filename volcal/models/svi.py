@@ -177,8 +177,21 @@ def to_unconstrained(svi: SVI) -> jax.Array:
     )  # fmt: skip
 
 
-def initial_guess(log_moneyness, total_variance, mask) -> SVI:
-    """A starting slice from the quotes of one expiry (arrays of one slice, padded).
+#: Quasi-explicit start (:func:`initial_guess`): candidate ``m`` at GUESS_M_POINTS fractions
+#: evenly over 0.1-0.9 of the quoted log-moneyness range, candidate ``sigma`` at GUESS_SIGMA_POINTS
+#: geometric steps over GUESS_SIGMA_RANGE times that range (from a near-kink to a near-parabola
+#: smile); each candidate's butterfly check uses GUESS_PENALTY_POINTS_NEAR and
+#: GUESS_PENALTY_POINTS_FAR points laid out like the penalty's own (a coarse copy: the start
+#: only has to land in the right part of the valley, the solve's penalty is the dense one).
+GUESS_M_POINTS = 12
+GUESS_SIGMA_POINTS = 10
+GUESS_SIGMA_RANGE = (0.01, 3.0)
+GUESS_PENALTY_POINTS_NEAR = 21
+GUESS_PENALTY_POINTS_FAR = 11
+
+
+def heuristic_guess(log_moneyness, total_variance, mask) -> SVI:
+    """A starting slice from a few quotes of one expiry (arrays of one slice, padded).
 
     ``m = 0``; ``w0`` = the total variance of the quote nearest the money; wing slopes
     ``s_left, s_right`` = secants from the money to the outermost quote on each side (floored
@@ -204,16 +217,95 @@ def initial_guess(log_moneyness, total_variance, mask) -> SVI:
     return SVI(a=a, b=b, rho=rho, m=jnp.zeros_like(a), sigma=sigma)
 
 
+def _solve_symmetric_3(n00, n01, n02, n11, n12, n22, r0, r1, r2):
+    """The solution of the symmetric 3x3 system ``N x = r`` by its adjugate (elementwise over
+    any batch shape); a singular system gives non-finite entries."""
+    c00 = n11 * n22 - n12 * n12
+    c01 = n02 * n12 - n01 * n22
+    c02 = n01 * n12 - n02 * n11
+    c11 = n00 * n22 - n02 * n02
+    c12 = n01 * n02 - n00 * n12
+    c22 = n00 * n11 - n01 * n01
+    det = n00 * c00 + n01 * c01 + n02 * c02
+    return ((c00 * r0 + c01 * r1 + c02 * r2) / det, (c01 * r0 + c11 * r1 + c12 * r2) / det,
+            (c02 * r0 + c12 * r1 + c22 * r2) / det)  # fmt: skip
+
+
+def _feasible(a, b, rho, m, sigma, floor) -> SVI:
+    """Candidate slices moved inside the bijection's domain: ``b >= 1e-4``, ``|rho| <= 0.95``,
+    minimum total variance at least ``floor``."""
+    b = jnp.maximum(b, 1e-4)
+    rho = jnp.clip(rho, -0.95, 0.95)
+    a = jnp.maximum(a, floor - b * sigma * jnp.sqrt(1.0 - rho * rho))
+    return SVI(a=a, b=b, rho=rho, m=m, sigma=sigma)
+
+
+def initial_guess(log_moneyness, total_variance, mask, weight, t) -> SVI:
+    """A starting slice for one expiry (arrays of one slice, padded): the best of a grid of
+    quasi-explicit fits (Zeliade Systems, "Quasi-explicit calibration of Gatheral's SVI model",
+    2009) and of :func:`heuristic_guess`.
+
+    For fixed ``(m, sigma)``, ``w(k) = a + d (k - m) + c sqrt((k - m)^2 + sigma^2)`` is linear
+    in ``(a, d, c) = (a, b rho, b)``, so the best ``(a, d, c)`` is a 3x3 weighted least-squares
+    solve. Its weights, ``weight / (2 sigma_mid t)^2`` in total variance, make each residual
+    the vol residual to first order (``d sigma = dw / (2 sigma t)``), so candidates are ranked
+    by (nearly) the calibration's own cost. Each candidate ``(m, sigma)`` of the GUESS_* grid
+    is solved, moved into the bijection's domain (:func:`_feasible`; minimum variance at least
+    a twentieth of the lowest quoted total variance), and scored by that cost plus the
+    butterfly penalty on a coarse copy of the penalty's points, so that the start already sits
+    where the constraint lets the fit go (raw SVI's valley is long and flat: the penalty, not
+    the quotes, often fixes where along it the optimum lies).
+    """
+    k = jnp.asarray(log_moneyness)
+    w = jnp.asarray(total_variance)
+    big = 1e30
+    weight = jnp.where(mask, weight / (4.0 * w * t), 0.0)  # weight (dsigma / dw)^2
+    lowest, highest = jnp.min(jnp.where(mask, k, big)), jnp.max(jnp.where(mask, k, -big))
+    span = jnp.maximum(highest - lowest, 1e-3)
+    floor = 0.05 * jnp.min(jnp.where(mask, w, big))
+    m = lowest + span * jnp.linspace(0.1, 0.9, GUESS_M_POINTS)
+    sigma = span * jnp.geomspace(*GUESS_SIGMA_RANGE, GUESS_SIGMA_POINTS)
+    m, sigma = (x.ravel() for x in jnp.meshgrid(m, sigma, indexing="ij"))
+    x = k[None, :] - m[:, None]
+    root = jnp.sqrt(x * x + sigma[:, None] ** 2)
+
+    def total(values):
+        return jnp.sum(weight * values, axis=-1)
+
+    a, d, c = _solve_symmetric_3(total(jnp.ones_like(x)), total(x), total(root), total(x * x),
+                                 total(x * root), total(root * root), total(w), total(x * w),
+                                 total(root * w))  # fmt: skip
+    rho = d / jnp.where(c > 0.0, c, 1.0)
+    candidates = _feasible(a, c, rho, m, sigma, floor)
+    heuristic = heuristic_guess(k, w, mask)
+    candidates = jax.tree.map(lambda x, y: jnp.append(x, y), candidates, heuristic)
+    model = candidates.total_variance(jnp.broadcast_to(k, (m.size + 1, k.size)))
+    cost = total((model - w) ** 2)
+    atm_w = w[jnp.argmin(jnp.where(mask, jnp.abs(k), big))]
+    points = _penalty_points(atm_w, GUESS_PENALTY_POINTS_NEAR, GUESS_PENALTY_POINTS_FAR)
+    g = candidates.durrleman_g(jnp.broadcast_to(points, (m.size + 1, points.size)))
+    penalty = jnp.sum((PENALTY_WEIGHT * jnp.maximum(PENALTY_MARGIN - g, 0.0)) ** 2, axis=-1)
+    score = jnp.where(jnp.isfinite(cost + penalty), cost + penalty, jnp.inf)
+    return jax.tree.map(lambda x: x[jnp.argmin(score)], candidates)
+
+
+def _penalty_points(atm_total_variance, near: int, far: int) -> jax.Array:
+    """``near`` points evenly over +-PENALTY_STANDARD_DEVIATIONS ATM total vols and ``far``
+    evenly over the arbitrage check's range (see the PENALTY_* constants)."""
+    from volcal.arbitrage import half_width
+
+    return jnp.concatenate([
+        jnp.linspace(-1.0, 1.0, near)
+        * (PENALTY_STANDARD_DEVIATIONS * jnp.sqrt(jnp.maximum(atm_total_variance, 0.0))),
+        jnp.linspace(-1.0, 1.0, far) * half_width(atm_total_variance),
+    ])  # fmt: skip
+
+
 def butterfly_penalty(svi: SVI, atm_total_variance) -> jax.Array:
     """Residuals ``PENALTY_WEIGHT * max(PENALTY_MARGIN - g(k), 0)`` on the penalty points
     (see the constants above); zero where the slice is free of butterfly arbitrage."""
-    from volcal.arbitrage import half_width
-
-    near = jnp.linspace(-1.0, 1.0, PENALTY_POINTS_NEAR) * (
-        PENALTY_STANDARD_DEVIATIONS * jnp.sqrt(jnp.maximum(atm_total_variance, 0.0))
-    )
-    far = jnp.linspace(-1.0, 1.0, PENALTY_POINTS_FAR) * half_width(atm_total_variance)
-    g = svi.durrleman_g(jnp.concatenate([near, far]))
+    points = _penalty_points(atm_total_variance, PENALTY_POINTS_NEAR, PENALTY_POINTS_FAR)
+    g = svi.durrleman_g(points)
     # A softened hinge: smooth where the constraint starts to bind, so Levenberg-Marquardt
     # sees a continuous Jacobian; it equals the hinge to within PENALTY_SMOOTHING * ln 2.
     shortfall = (PENALTY_MARGIN - g) / PENALTY_SMOOTHING
@@ -227,8 +319,8 @@ def _settings(model, fixed: dict) -> None:
 
 
 def _initial_guess(forward, t, strike, mid_iv, weight, mask, settings) -> SVI:
-    del weight, settings
-    return initial_guess(jnp.log(strike / forward), mid_iv**2 * t, mask)
+    del settings
+    return initial_guess(jnp.log(strike / forward), mid_iv**2 * t, mask, weight, t)
 
 
 SVI.calibration = SliceSpec(
