@@ -133,14 +133,14 @@ SIGMA_MIN = 1e-4
 PENALTY_POINTS_NEAR = 161
 PENALTY_STANDARD_DEVIATIONS = 8.0
 PENALTY_POINTS_FAR = 81
-#: g is evaluated on every point, but only the lowest g of each quarter of the points (near
-#: left, near right, far left, far right of the money) enters the least squares: at an optimum
-#: one or two points hold the constraint, and differentiating four points instead of all cuts
-#: each Levenberg-Marquardt step's work on the penalty by about five sixths (on the benchmark's
-#: BTC surface the solve took 6.9 ms against 13.2 ms). The penalty is the full one whenever at
-#: most one point in each quarter falls short of the margin, and the worst of each otherwise.
-#: On the eleven real surfaces of docs/real_data_fits.md the fits and arbitrage checks are
-#: those of the full penalty.
+#: g is evaluated on every point, but only the point of lowest g on each side of the money
+#: (_LEFT_OF_THE_MONEY) enters the least squares: at an optimum one or two points hold the
+#: constraint, and differentiating two points instead of all 242 cuts each Levenberg-Marquardt
+#: step's work on the penalty by about five sixths (on the benchmark's BTC surface the solve
+#: took 6.7 ms against 12.2 ms, best of 30 interleaved runs). The penalty is the full one
+#: whenever at most one point on each side falls short of the margin, and the worst of each
+#: side otherwise. On the eleven real surfaces of docs/real_data_fits.md the fits, their
+#: convergence and the arbitrage checks are those of the full penalty.
 #: Penalty residual per unit of negative g (residuals are in vol, ~1e-3): 100 makes a g of
 #: -1e-5 cost as much as a 0.1 vol point miss on one quote; the target is g >= PENALTY_MARGIN.
 PENALTY_WEIGHT = 100.0
