@@ -12,7 +12,7 @@ Measured in one run, times as the median of warm calls after one warm-up call:
    are scored with volcal's Heston pricer (``Heston.implied_vol``) against the true
    (noise-free) vols and against the quoted mids.
 2. Raw SVI on the BTC surface of one Deribit snapshot: ``calibrate(SVI, grid)`` (butterfly
-   penalty, all slices in one vmapped solve; the arbitrage report of the result, computed on
+   penalty, slices solved in vmapped batches; the arbitrage report of the result, computed on
    first access, is timed with it and alone) against ``ql.SviInterpolatedSmileSection`` per
    slice (all five parameters free, QuantLib's default start).
 3. SABR (beta = 1, Hagan's expansion) on the same slices: ``calibrate(SABR, grid,
@@ -530,9 +530,10 @@ def main() -> None:
         "",
         "## 2. Raw SVI, Deribit surface",
         "",
-        f"{surface}. volcal: `calibrate(SVI, grid)` (butterfly penalty on Durrleman's g, all "
-        "slices in one vmapped solve) as called; *with report* also reads the result's "
-        "arbitrage report (computed on first access, as the store's gate does), and "
+        f"{surface}. volcal: `calibrate(SVI, grid)` (butterfly penalty on Durrleman's g, "
+        "slices solved in vmapped batches, two at a time on a CPU) as called; *with report* "
+        "also reads the result's arbitrage report (computed on first access, as the store's "
+        "gate does), and "
         "*arbitrage.check alone* times the check on the fitted model. Also with "
         '`weights="uniform"`, the weighting whose least-squares objective is the reported '
         "RMSE. QuantLib: one "

@@ -2,8 +2,8 @@
 
 One entry function, strategies as keyword options, one typed result (STYLE.md items 1-3):
 Levenberg-Marquardt from optimistix with autodiff Jacobians, the model's own constraint
-bijection and penalties (its ``calibration`` spec), vmapped over slices for slice models, loud
-failure by default.
+bijection and penalties (its ``calibration`` spec), vmapped over slices for slice models (in
+batches of CPU_SLICE_BATCH on a CPU), loud failure by default.
 
 Residuals (per quote, padded quotes contribute 0): ``sqrt(weight) (sigma_model - sigma_mid)``
 in vol space (default), or ``sqrt(weight) (C_model - C_mid) / F`` in price space; a robust
@@ -386,7 +386,7 @@ def calibrate(
     model : Model class or instance
         ``SVI`` or ``SSVI`` (a class: start from its initial-guess heuristic) or a calibrated
         instance (warm start from its parameters; one entry per expiry of ``grid``). Slice
-        models are solved per expiry in one vmapped solve; surface models in one solve.
+        models are solved per expiry, vmapped in batches; surface models in one solve.
     grid : IVGrid
         From :func:`volcal.clean`.
     residual : {"vol", "price"}

@@ -6,7 +6,7 @@ Total variance at log-moneyness ``k = ln(K/F)``:
 
 with ``b >= 0``, ``|rho| < 1``, ``sigma > 0`` and ``a + b sigma sqrt(1 - rho^2) >= 0`` (the
 minimum of ``w`` is non-negative). Parameters are arrays with one entry per slice, so a whole
-surface of independent slices is one pytree and one vmapped solve.
+surface of independent slices is one pytree and one (batched, vmapped) solve.
 
 References
 ----------
