@@ -554,8 +554,8 @@ def main() -> None:
         "",
         "## 3. SABR (beta = 1, Hagan), same slices",
         "",
-        'volcal: `calibrate(SABR, grid, fixed={"beta": 1.0, "expansion": "hagan"})`, one '
-        "vmapped solve. QuantLib: one `ql.SABRInterpolation` per slice (beta = 1 fixed; alpha, "
+        'volcal: `calibrate(SABR, grid, fixed={"beta": 1.0, "expansion": "hagan"})`, '
+        "batched as SVI's. QuantLib: one `ql.SABRInterpolation` per slice (beta = 1 fixed; alpha, "
         "nu, rho free from QuantLib's default start; Hagan's lognormal formula; its defaults "
         "otherwise: errorAccept 0.002 with up to 50 random restarts), time summed over slices; "
         "QuantLib's vols from `ql.sabrVolatility`.",
