@@ -231,3 +231,19 @@ def test_calendar_repair_pass_removes_conflicts_on_a_real_snapshot(
     assert repaired.rmse <= first.rmse + fit_cost
     with pytest.raises(ValueError, match="calendar"):
         calibrate(SVI, grid, calendar="fix")
+
+
+def test_calendar_repair_keeps_each_slice_within_a_vol_point_of_its_first_fit(shared_data):
+    """SPX 2011-01-24: a 0.9-year slice's far wing crosses the next slice's by 0.23 in total
+    variance. Holding each later slice above it would miss their quotes by up to 31 vol points,
+    so the repair keeps a refit only if the slice's RMSE rises by at most
+    CALENDAR_MAX_RMSE_INCREASE (1 vol point) and leaves the other conflicts reported."""
+    from volcal.sources.files import read_cboe_quotes
+
+    grid = vc.clean(read_cboe_quotes(shared_data / "raw" / "spx_cboe_20110124"
+                                     / "SPX-Options-24jan2011.csv"))  # fmt: skip
+    first = calibrate(SVI, grid, throw=False)
+    repaired = calibrate(SVI, grid, throw=False, calendar="repair")
+    assert (repaired.rmse_by_expiry <= first.rmse_by_expiry + 1.0 + 1e-9).all()
+    assert not repaired.arbitrage.calendar.empty  # what could not be repaired is reported
+    assert repaired.arbitrage.butterfly.empty

@@ -192,8 +192,8 @@ def to_unconstrained(svi: SVI) -> jax.Array:
 #: smile); each candidate's butterfly check uses GUESS_PENALTY_POINTS_NEAR and
 #: GUESS_PENALTY_POINTS_FAR points laid out like the penalty's own (a coarse copy: the start
 #: only has to land in the right part of the valley, the solve's penalty is the dense one).
-GUESS_M_POINTS = 12
-GUESS_SIGMA_POINTS = 10
+GUESS_M_POINTS = 8
+GUESS_SIGMA_POINTS = 8
 GUESS_SIGMA_RANGE = (0.01, 3.0)
 GUESS_PENALTY_POINTS_NEAR = 21
 GUESS_PENALTY_POINTS_FAR = 11
