@@ -258,9 +258,10 @@ def _slice_residuals(model_type: type[Model], residual: str, loss: str, loss_sca
 #: A vmapped solve steps every slice in its batch until the slowest has converged, which on a
 #: CPU costs the work of that many slice-steps, so CPUs take the slices two at a time. On the
 #: benchmark's BTC surface (12 slices of 11 to 49 steps; best of 20 interleaved runs) the solve
-#: took 7.5 ms one at a time, 7.4 ms two, 8.1 ms three, 8.7 ms four and 8.3 ms all twelve (with
-#: the full 242-point penalty Jacobian, whose steps cost three times more: 10.0, 8.4, 10.1 and
-#: 14.2 ms). Accelerators run the batch in parallel and take all slices at once.
+#: took 7.5 ms one at a time, 7.4 ms two, 8.1 ms three, 8.7 ms four and 8.3 ms all twelve; the
+#: gap was wider when each step differentiated the whole SVI penalty (10.0, 8.4, 10.1 ms and
+#: 14.2 ms for one, two, four and twelve). Accelerators run the batch in parallel and take all
+#: slices at once.
 CPU_SLICE_BATCH = 2
 
 
