@@ -105,6 +105,20 @@ def test_slices_with_one_or_two_quotes_give_finite_fits():
     assert np.isfinite(result.model_iv[mask]).all()
 
 
+def test_batches_of_slices_give_the_fit_of_one_vmap(monkeypatch):
+    """CPUs solve the slices in vmapped batches of CPU_SLICE_BATCH, accelerators in one vmap
+    (CPU_SLICE_BATCH None there): the same fit, parameter for parameter, and the same steps."""
+    noise = np.sin(np.arange(3 * WIDTH)).reshape(3, WIDTH) * 0.003  # a fit with residuals
+    batched = calibrate(SVI, synthetic_grid(noise=noise))
+    monkeypatch.setattr(calibration_module, "CPU_SLICE_BATCH", None)
+    monkeypatch.setattr(calibration_module, "_SOLVERS", {})
+    whole = calibrate(SVI, synthetic_grid(noise=noise))
+    for name in ("a", "b", "rho", "m", "sigma"):
+        np.testing.assert_allclose(getattr(whole.model, name), getattr(batched.model, name),
+                                   rtol=1e-12, atol=1e-15, err_msg=name)  # fmt: skip
+    np.testing.assert_array_equal(whole.steps, batched.steps)
+
+
 def test_soft_l1_resists_an_outlier_quote():
     noise = np.zeros((3, WIDTH))
     noise[1, 12] = 0.05  # one 5-vol-point bad quote near the money

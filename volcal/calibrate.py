@@ -266,6 +266,7 @@ CPU_SLICE_BATCH = 2
 
 
 def _slice_batch() -> int | None:
+    """Slices per vmapped batch on this backend: CPU_SLICE_BATCH on a CPU, else all (None)."""
     return CPU_SLICE_BATCH if jax.default_backend() == "cpu" else None
 
 
@@ -278,7 +279,10 @@ def _slice_solver(model_type: type[Model], residual: str, loss: str, loss_scale:
         def one(slice_):
             return _least_squares(residuals, *slice_, max_steps)
 
-        return jax.lax.map(one, (u0, data), batch_size=_slice_batch())
+        batch = _slice_batch()
+        if batch is None:  # one vmap over every slice (jax.lax.map would run them in turn)
+            return jax.vmap(one)((u0, data))
+        return jax.lax.map(one, (u0, data), batch_size=batch)
 
     return solve
 
