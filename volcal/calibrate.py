@@ -290,35 +290,27 @@ def _slice_solver(model_type: type[Model], residual: str, loss: str, loss_scale:
 def _finisher(key: tuple):
     """The compiled end of a slice model's fit: ``(u, padded data) -> (model, its vols on the
     padded quotes)``."""
-    full_key = ("finish", *key)
-    if full_key not in _SOLVERS:
-        spec, settings = key[0].calibration, key[-1]
+    spec, settings = key[0].calibration, key[-1]
 
-        @eqx.filter_jit
-        def finish(u, data):
-            model = spec.from_unconstrained(u, settings)
-            return model, model.implied_vol(data[0], data[2], data[1])
+    def finish(u, data):
+        model = spec.from_unconstrained(u, settings)
+        return model, model.implied_vol(data[0], data[2], data[1])
 
-        _SOLVERS[full_key] = finish
-    return _SOLVERS[full_key]
+    return _shared(("finish", *key), lambda: eqx.filter_jit(finish))
 
 
 def _starter(key: tuple):
     """The compiled start of a slice model: its initial guess per slice, unconstrained
     (padded data in, ``u0`` out), shared by every call with the same options."""
-    full_key = ("start", *key)
-    if full_key not in _SOLVERS:
-        spec, settings = key[0].calibration, key[-1]
+    spec, settings = key[0].calibration, key[-1]
 
-        @eqx.filter_jit
-        def start(data):
-            forward, t, strike, mid_iv, sqrt_weight, mask = data[:6]
-            guess = jax.vmap(spec.initial_guess, in_axes=(0, 0, 0, 0, 0, 0, None))(
-                forward, t, strike, mid_iv, sqrt_weight**2, mask, settings)
-            return spec.to_unconstrained(guess, settings)
+    def start(data):
+        forward, t, strike, mid_iv, sqrt_weight, mask = data[:6]
+        guess = jax.vmap(spec.initial_guess, in_axes=(0, 0, 0, 0, 0, 0, None))(
+            forward, t, strike, mid_iv, sqrt_weight**2, mask, settings)
+        return spec.to_unconstrained(guess, settings)
 
-        _SOLVERS[full_key] = start
-    return _SOLVERS[full_key]
+    return _shared(("start", *key), lambda: eqx.filter_jit(start))
 
 
 def _surface_residuals(model_type: type[Model], residual: str, loss: str, loss_scale: float):
@@ -346,10 +338,14 @@ def _surface_solver(model_type: type[Model], residual: str, loss: str, loss_scal
 def _solver(surface: bool, key: tuple, max_steps: int):
     """The compiled solve for ``key`` = (model type, residual, loss, loss scale, settings),
     shared by every call with the same options."""
-    full_key = (surface, *key, max_steps)
+    make = _surface_solver if surface else _slice_solver
+    return _shared((surface, *key, max_steps), lambda: make(*key, max_steps))
+
+
+def _shared(full_key: tuple, make):
+    """The compiled function kept under ``full_key`` in _SOLVERS, made by ``make()`` once."""
     if full_key not in _SOLVERS:
-        make = _surface_solver if surface else _slice_solver
-        _SOLVERS[full_key] = make(*key, max_steps)
+        _SOLVERS[full_key] = make()
     return _SOLVERS[full_key]
 
 
