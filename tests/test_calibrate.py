@@ -133,12 +133,16 @@ def test_soft_l1_resists_an_outlier_quote():
 
 
 def test_failure_is_loud_by_default_and_recorded_on_request(monkeypatch):
+    # Two steps (and STALL_STEPS more for a stalled solve) from a start far from the quotes
+    # are too few. (From its own initial guess, raw SVI fits these noiseless quotes in two.)
     monkeypatch.setattr(calibration_module, "MAX_STEPS", 2)
     monkeypatch.setattr(calibration_module, "_SOLVERS", {})
+    far = SVI(a=TRUE.a * 3.0, b=TRUE.b * 0.3, rho=-TRUE.rho, m=TRUE.m + 0.1,
+              sigma=TRUE.sigma * 4.0)  # fmt: skip
     with pytest.raises(CalibrationError, match="SVI calibration failed") as error:
-        calibrate(SVI, synthetic_grid())
+        calibrate(far, synthetic_grid())
     assert (error.value.calibration.status != CalibrationStatus.SUCCESS).any()
-    recorded = calibrate(SVI, synthetic_grid(), throw=False)
+    recorded = calibrate(far, synthetic_grid(), throw=False)
     assert not recorded.ok
     with pytest.raises(ValueError, match="loss"):
         calibrate(SVI, synthetic_grid(), loss="cauchy")
@@ -199,16 +203,23 @@ def test_sabr_slices_recover_known_parameters(expansion):
     np.testing.assert_allclose(fixed_rho.model.rho, -0.25)
 
 
-def test_parameter_sensitivities_match_finite_differences():
+def test_parameter_sensitivities_match_finite_differences(monkeypatch):
     import dataclasses
 
     from volcal.calibrate import parameter_sensitivities
 
+    # The reference refits solve far more tightly than a calibration needs to (no cost stop,
+    # parameters to 1e-14), so that a 1e-4 vol bump moves them by much more than their
+    # solve's error; the central differences' truncation error is then ~2e-5 relative.
+    monkeypatch.setattr(calibration_module, "SLICE_FTOL", 0.0)
+    monkeypatch.setattr(calibration_module, "RTOL", 1e-14)
+    monkeypatch.setattr(calibration_module, "ATOL", 1e-16)
+    monkeypatch.setattr(calibration_module, "_SOLVERS", {})
     grid = synthetic_grid()
     result = calibrate(SVI, grid)
     jacobian = parameter_sensitivities(result)
     assert jacobian.shape == (3, 5, WIDTH)
-    bump = 1e-6
+    bump = 1e-4
     for slice_, quote in [(0, 3), (1, 12), (2, 20)]:
         moved = []
         for sign in (1.0, -1.0):
@@ -218,8 +229,7 @@ def test_parameter_sensitivities_match_finite_differences():
             moved.append(np.array([np.asarray(getattr(refit.model, name))[slice_]
                                    for name in ("a", "b", "rho", "m", "sigma")]))  # fmt: skip
         finite_difference = (moved[0] - moved[1]) / (2 * bump)
-        # Central differences of a 1e-10-tolerance solve: ~1e-6 relative agreement.
-        np.testing.assert_allclose(jacobian[slice_, :, quote], finite_difference, rtol=1e-5,
+        np.testing.assert_allclose(jacobian[slice_, :, quote], finite_difference, rtol=5e-5,
                                    atol=1e-7)  # fmt: skip
 
 
