@@ -388,7 +388,7 @@ def _slice_fitter(key: tuple, cold: bool):
         u, status, steps, cost = solve(u0, data)
         return (u, status, steps, cost, *finish(u, data))
 
-    return _shared(("fit", cold, *key), lambda: eqx.filter_jit(fit))
+    return _shared(("fit", cold, *key, MAX_STEPS), lambda: eqx.filter_jit(fit))
 
 
 def _surface_residuals(model_type: type[Model], residual: str, loss: str, loss_scale: float):
