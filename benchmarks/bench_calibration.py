@@ -12,9 +12,10 @@ Measured in one run, times as the median of warm calls after one warm-up call:
    are scored with volcal's Heston pricer (``Heston.implied_vol``) against the true
    (noise-free) vols and against the quoted mids.
 2. Raw SVI on the BTC surface of one Deribit snapshot: ``calibrate(SVI, grid)`` (butterfly
-   penalty, slices solved in vmapped batches; the arbitrage report of the result, computed on
-   first access, is timed with it and alone) against ``ql.SviInterpolatedSmileSection`` per
-   slice (all five parameters free, QuantLib's default start).
+   penalty, a few slices stepped side by side in one vmapped step; the arbitrage report of
+   the result, computed on first access, is timed with it and alone) against
+   ``ql.SviInterpolatedSmileSection`` per slice (all five parameters free, QuantLib's default
+   start).
 3. SABR (beta = 1, Hagan's expansion) on the same slices: ``calibrate(SABR, grid,
    fixed={"beta": 1.0, "expansion": "hagan"})`` against ``ql.SABRInterpolation`` per slice.
 4. First call of ``calibrate`` (SVI, Heston) in fresh processes, with an empty and then a warm
@@ -541,7 +542,8 @@ def main() -> None:
         "## 2. Raw SVI, Deribit surface",
         "",
         f"{surface}. volcal: `calibrate(SVI, grid)` (butterfly penalty on Durrleman's g, "
-        "slices solved in vmapped batches, two at a time on a CPU) as called; *with report* "
+        "up to four slices stepped side by side on a CPU, each lane taking the next slice "
+        "when its own has converged) as called; *with report* "
         "also reads the result's arbitrage report (computed on first access, as the store's "
         "gate does), and "
         "*arbitrage.check alone* times the check on the fitted model. Also with "

@@ -105,18 +105,25 @@ def test_slices_with_one_or_two_quotes_give_finite_fits():
     assert np.isfinite(result.model_iv[mask]).all()
 
 
-def test_batches_of_slices_give_the_fit_of_one_vmap(monkeypatch):
-    """CPUs solve the slices in vmapped batches of CPU_SLICE_BATCH, accelerators in one vmap
-    (CPU_SLICE_BATCH None there): the same fit, parameter for parameter, and the same steps."""
+def test_queued_slices_give_the_fit_of_one_vmap(monkeypatch):
+    """CPUs step CPU_SLICE_LANES slices side by side, each lane taking the next slice as soon
+    as its own has converged; accelerators solve every slice in one vmap (CPU_SLICE_LANES
+    None there). Two lanes for three slices (and a padding slice, not solved): the same fit,
+    parameter for parameter, the same steps and the same statuses."""
     noise = np.sin(np.arange(3 * WIDTH)).reshape(3, WIDTH) * 0.003  # a fit with residuals
-    batched = calibrate(SVI, synthetic_grid(noise=noise))
-    monkeypatch.setattr(calibration_module, "CPU_SLICE_BATCH", None)
+    monkeypatch.setattr(calibration_module, "CPU_SLICE_LANES", 2)
+    monkeypatch.setattr(calibration_module, "_SOLVERS", {})
+    queued = calibrate(SVI, synthetic_grid(noise=noise))
+    monkeypatch.setattr(calibration_module, "CPU_SLICE_LANES", None)
     monkeypatch.setattr(calibration_module, "_SOLVERS", {})
     whole = calibrate(SVI, synthetic_grid(noise=noise))
     for name in ("a", "b", "rho", "m", "sigma"):
-        np.testing.assert_allclose(getattr(whole.model, name), getattr(batched.model, name),
+        np.testing.assert_allclose(getattr(whole.model, name), getattr(queued.model, name),
                                    rtol=1e-12, atol=1e-15, err_msg=name)  # fmt: skip
-    np.testing.assert_array_equal(whole.steps, batched.steps)
+    np.testing.assert_array_equal(whole.steps, queued.steps)
+    np.testing.assert_array_equal(whole.status, queued.status)
+    # The first two slices end at different steps, so the third starts mid-solve in a lane.
+    assert queued.steps[0] != queued.steps[1], queued.steps
 
 
 def test_soft_l1_resists_an_outlier_quote():

@@ -2,8 +2,8 @@
 
 One entry function, strategies as keyword options, one typed result (STYLE.md items 1-3):
 Levenberg-Marquardt from optimistix with autodiff Jacobians, the model's own constraint
-bijection and penalties (its ``calibration`` spec), vmapped over slices for slice models (in
-batches of CPU_SLICE_BATCH on a CPU), loud failure by default.
+bijection and penalties (its ``calibration`` spec), vmapped over slices for slice models (a
+few at a time on a CPU, :func:`_queued_least_squares`), loud failure by default.
 
 Residuals (per quote, padded quotes contribute 0): ``sqrt(weight) (sigma_model - sigma_mid)``
 in vol space (default), or ``sqrt(weight) (C_model - C_mid) / F`` in price space; a robust
@@ -22,6 +22,7 @@ from typing import Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import lineax as lx
 import numpy as np
 import optimistix as optx
 import pandas as pd
@@ -247,6 +248,16 @@ class _TrustRegion(optx.ClassicalTrustRegion):
         return eqx.tree_at(lambda s: s.step_size, state, jnp.asarray(self.initial_step_size))
 
 
+#: Each Levenberg-Marquardt step solves the damped Gauss-Newton system ``(J^T J + lambda I)
+#: d = -J^T r`` (a few parameters) by Cholesky, instead of optimistix's default QR of the
+#: stacked ``[J; sqrt(lambda) I]`` (residuals x parameters). The damping keeps the normal
+#: matrix positive definite, and an inexact step only costs the solver a step: the cost and
+#: the stopping tests are evaluated on the residuals themselves. A raw SVI slice-step took
+#: 12.3 us against 15.5 us with QR; on the eleven real surfaces of docs/real_data_fits.md the
+#: solves took 4,165 steps against 4,171, with the same statuses and RMSEs to 1e-5 vol points.
+LINEAR_SOLVER = lx.Normal(lx.Cholesky())
+
+
 class _LevenbergMarquardt(optx.LevenbergMarquardt):
     """optimistix's Levenberg-Marquardt with volcal's trust region (``trust_region``: initial
     step size and growth threshold), which also stops once the cost has settled (``ftol``)."""
@@ -255,7 +266,7 @@ class _LevenbergMarquardt(optx.LevenbergMarquardt):
 
     def __init__(self, rtol: float, atol: float, ftol: float = FTOL,
                  trust_region: tuple = (INITIAL_STEP_SIZE, TRUST_REGION_GROW)):  # fmt: skip
-        super().__init__(rtol=rtol, atol=atol)
+        super().__init__(rtol=rtol, atol=atol, linear_solver=LINEAR_SOLVER)
         self.search = _TrustRegion(initial_step_size=trust_region[0],
                                    high_cutoff=trust_region[1])  # fmt: skip
         self.ftol = ftol
@@ -304,20 +315,111 @@ def _slice_residuals(model_type: type[Model], residual: str, loss: str, loss_sca
     return residuals
 
 
-#: Slices solved side by side (``jax.lax.map``'s batch size; None: all at once, one vmap).
-#: A vmapped solve steps every slice in its batch until the slowest has converged, which on a
-#: CPU costs the work of that many slice-steps, so CPUs take the slices two at a time. On the
-#: benchmark's BTC surface (12 slices of 11 to 49 steps; best of 20 interleaved runs) the solve
-#: took 7.5 ms one at a time, 7.4 ms two, 8.1 ms three, 8.7 ms four and 8.3 ms all twelve; the
-#: gap was wider when each step differentiated the whole SVI penalty (10.0, 8.4, 10.1 ms and
-#: 14.2 ms for one, two, four and twelve). Accelerators run the batch in parallel and take all
-#: slices at once.
-CPU_SLICE_BATCH = 2
+#: Slices a CPU steps side by side (the lanes of :func:`_queued_least_squares`), at first:
+#: once no slice waits, the lanes still solving move to half as many, down to one. A vmapped
+#: step of n slices costs less than n single steps (on this repository's 2-core benchmark
+#: machine, a Levenberg-Marquardt step of a raw SVI slice took 22 us alone, 32 us for two,
+#: 48 us for four and 123 us for twelve), but an idle lane costs as much as a busy one.
+#: Accelerators run a batch in parallel and take all slices in one vmap (None).
+CPU_SLICE_LANES = 4
 
 
-def _slice_batch() -> int | None:
-    """Slices per vmapped batch on this backend: CPU_SLICE_BATCH on a CPU, else all (None)."""
-    return CPU_SLICE_BATCH if jax.default_backend() == "cpu" else None
+def _slice_lanes() -> int | None:
+    """Slices stepped side by side on this backend: CPU_SLICE_LANES on a CPU, else all (None)."""
+    return CPU_SLICE_LANES if jax.default_backend() == "cpu" else None
+
+
+def _queued_least_squares(residuals, u0, data, lanes: int, max_steps: int, ftol: float):
+    """Levenberg-Marquardt on every slice (leading axis of ``u0`` and ``data``), a few slices
+    stepped side by side in one vmapped step, each lane taking the next waiting slice as soon
+    as its own has converged; returns :func:`_least_squares`'s outputs per slice.
+
+    A vmapped while loop (``jax.vmap`` or ``jax.lax.map`` of :func:`_least_squares`) steps
+    every slice of a batch until the slowest has converged; raw SVI's slices take from 4 to
+    hundreds of steps. Here ``lanes`` slices are stepped together while slices wait; when
+    none waits and at most half the lanes are still solving, those move to a loop of half as
+    many lanes, and so on down to one, so that idle lanes are not stepped for long. Each slice
+    is stepped exactly as ``optx.least_squares`` would step it (optimistix's own ``init``,
+    ``step`` and ``terminate``; the step limit counts per slice). Slices without quotes are
+    not solved and keep their start (converged, 0 steps)."""
+    solver = _LevenbergMarquardt(rtol=RTOL, atol=ATOL, ftol=ftol)
+    n = u0.shape[0]
+    tags = frozenset()
+
+    def fn(u, args):
+        return residuals(u, args), None
+
+    def take(index):
+        return jax.tree.map(lambda a: a[index], data)
+
+    f_struct = jax.eval_shape(residuals, u0[0], take(0))
+
+    def init(u, args):
+        return solver.init(fn, u, args, {}, f_struct, None, tags)
+
+    static = eqx.partition(init(u0[0], take(0)), eqx.is_array)[1]  # its arrays are unused
+
+    def fresh(index):
+        states = eqx.filter_vmap(init)(u0[index], take(index))
+        return u0[index], eqx.partition(states, eqx.is_array)[0]
+
+    def advance(u, args, dynamic, steps):
+        """One step of one lane, as optimistix's iterative solve takes it."""
+        state = eqx.combine(static, dynamic)
+        new_u, state, _ = solver.step(fn, u, args, {}, state, tags)
+        terminate, result = solver.terminate(fn, u, args, {}, state, tags)
+        result = optx.RESULTS.where(jnp.all(jnp.isfinite(u)), result, optx.RESULTS.nonfinite)
+        ok = result == optx.RESULTS.successful
+        steps = steps + 1
+        done = ~ok | terminate | (steps >= max_steps)
+        status = jnp.where(ok & terminate, 0, jnp.where(steps >= max_steps, 1, 2))
+        return new_u, eqx.partition(state, eqx.is_array)[0], steps, done, status
+
+    has_quotes = jnp.any(data[5], axis=-1)
+    order = jnp.argsort(~has_quotes, stable=True)  # slices with quotes first, in order
+    work = jnp.sum(has_quotes)
+
+    def body(carry):
+        lanes, queued, out = carry
+        lane, u, dynamic, steps, active = lanes
+        u, dynamic, steps, done, status = jax.vmap(advance)(u, take(lane), dynamic, steps)
+        done = done & active
+        slot = jnp.where(done, lane, n)  # out of range: dropped
+        out = tuple(o.at[slot].set(v, mode="drop")
+                    for o, v in zip(out, (u, status, steps), strict=True))  # fmt: skip
+        position = queued + jnp.cumsum(done) - 1
+        refill = done & (position < work)
+        lane = jnp.where(refill, order[jnp.minimum(position, n - 1)], lane)
+
+        def reload(u_dynamic):
+            return jax.tree.map(
+                lambda a, b: jnp.where(refill.reshape((-1,) + (1,) * (a.ndim - 1)), a, b),
+                fresh(lane), u_dynamic)  # fmt: skip
+
+        u, dynamic = jax.lax.cond(jnp.any(refill), reload, lambda x: x, (u, dynamic))
+        steps = jnp.where(done, 0, steps)
+        active = jnp.where(done, refill, active)
+        return (lane, u, dynamic, steps, active), queued + jnp.sum(done), out
+
+    def solving(carry, narrower: int):
+        """Stay in this loop while slices wait, or while more than ``narrower`` lanes solve."""
+        active, queued = carry[0][-1], carry[1]
+        return jnp.any(active) & ((queued < work) | (jnp.sum(active) > narrower))
+
+    width = min(lanes, n)
+    lane = order[:width]
+    carry = ((lane, *fresh(lane), jnp.zeros(width, dtype=int), jnp.arange(width) < work),
+             jnp.asarray(width), (u0, jnp.zeros(n, dtype=int), jnp.zeros(n, dtype=int)))
+    while width:
+        narrower = width // 2
+        carry = jax.lax.while_loop(functools.partial(solving, narrower=narrower), body, carry)
+        # The lanes still solving (at most `narrower` of them, none waiting) move on.
+        keep = jnp.argsort(~carry[0][-1], stable=True)[:narrower]
+        carry = (jax.tree.map(lambda a, keep=keep: a[keep], carry[0]), *carry[1:])
+        width = narrower
+    u, status, steps = carry[-1]
+    cost = jax.vmap(lambda u, args: 0.5 * jnp.sum(residuals(u, args) ** 2))(u, data)
+    return u, status, steps, cost
 
 
 def _slice_solve(model_type: type[Model], residual: str, loss: str, loss_scale: float,
@@ -327,13 +429,11 @@ def _slice_solve(model_type: type[Model], residual: str, loss: str, loss_scale: 
     residuals = _slice_residuals(model_type, residual, loss, loss_scale, settings)
 
     def solve(u0, data):
-        def one(slice_):
-            return _least_squares(residuals, *slice_, max_steps, SLICE_FTOL)
-
-        batch = _slice_batch()
-        if batch is None:  # one vmap over every slice (jax.lax.map would run them in turn)
-            return jax.vmap(one)((u0, data))
-        return jax.lax.map(one, (u0, data), batch_size=batch)
+        lanes = _slice_lanes()
+        if lanes is None:  # one vmap over every slice
+            return jax.vmap(lambda u, args: _least_squares(residuals, u, args, max_steps,
+                                                           SLICE_FTOL))(u0, data)  # fmt: skip
+        return _queued_least_squares(residuals, u0, data, lanes, max_steps, SLICE_FTOL)
 
     return solve
 
@@ -468,7 +568,8 @@ def calibrate(
     model : Model class or instance
         ``SVI`` or ``SSVI`` (a class: start from its initial-guess heuristic) or a calibrated
         instance (warm start from its parameters; one entry per expiry of ``grid``). Slice
-        models are solved per expiry, vmapped in batches; surface models in one solve.
+        models are solved per expiry, a few slices side by side in one vmapped step;
+        surface models in one solve.
     grid : IVGrid
         From :func:`volcal.clean`.
     residual : {"vol", "price"}
