@@ -315,11 +315,13 @@ def _slice_residuals(model_type: type[Model], residual: str, loss: str, loss_sca
     return residuals
 
 
-#: Slices a CPU steps side by side (the lanes of :func:`_queued_least_squares`), at first:
-#: once no slice waits, the lanes still solving move to half as many, down to one. A vmapped
+#: Slices a CPU steps side by side (the lanes of :func:`_queued_least_squares`). A vmapped
 #: step of n slices costs less than n single steps (on this repository's 2-core benchmark
 #: machine, a Levenberg-Marquardt step of a raw SVI slice took 22 us alone, 32 us for two,
-#: 48 us for four and 123 us for twelve), but an idle lane costs as much as a busy one.
+#: 48 us for four and 123 us for twelve), but an idle lane costs as much as a busy one. On
+#: the benchmark's BTC surface (12 slices, 4 to 15 steps each) the solve took 1.37 ms with
+#: two lanes, 1.20 ms with four and 1.29 ms with eight. (Lanes that narrow once no slice
+#: waits stepped fewer idle lanes, but were no faster there and doubled the compile time.)
 #: Accelerators run a batch in parallel and take all slices in one vmap (None).
 CPU_SLICE_LANES = 4
 
@@ -335,13 +337,13 @@ def _queued_least_squares(residuals, u0, data, lanes: int, max_steps: int, ftol:
     as its own has converged; returns :func:`_least_squares`'s outputs per slice.
 
     A vmapped while loop (``jax.vmap`` or ``jax.lax.map`` of :func:`_least_squares`) steps
-    every slice of a batch until the slowest has converged; raw SVI's slices take from 4 to
-    hundreds of steps. Here ``lanes`` slices are stepped together while slices wait; when
-    none waits and at most half the lanes are still solving, those move to a loop of half as
-    many lanes, and so on down to one, so that idle lanes are not stepped for long. Each slice
-    is stepped exactly as ``optx.least_squares`` would step it (optimistix's own ``init``,
-    ``step`` and ``terminate``; the step limit counts per slice). Slices without quotes are
-    not solved and keep their start (converged, 0 steps)."""
+    every slice of a batch until the slowest has converged, and raw SVI's slices take from 4
+    to hundreds of steps: on the eleven real surfaces of docs/real_data_fits.md, fixed pairs
+    of slices stepped 1.7 times the slice-steps the slices needed. Here a lane that is done
+    takes the next waiting slice. Each slice is stepped exactly as ``optx.least_squares``
+    would step it (optimistix's own ``init``, ``step`` and ``terminate``; the step limit
+    counts per slice). Slices without quotes are not solved and keep their start (converged,
+    0 steps)."""
     solver = _LevenbergMarquardt(rtol=RTOL, atol=ATOL, ftol=ftol)
     n = u0.shape[0]
     tags = frozenset()
@@ -401,22 +403,11 @@ def _queued_least_squares(residuals, u0, data, lanes: int, max_steps: int, ftol:
         active = jnp.where(done, refill, active)
         return (lane, u, dynamic, steps, active), queued + jnp.sum(done), out
 
-    def solving(carry, narrower: int):
-        """Stay in this loop while slices wait, or while more than ``narrower`` lanes solve."""
-        active, queued = carry[0][-1], carry[1]
-        return jnp.any(active) & ((queued < work) | (jnp.sum(active) > narrower))
-
     width = min(lanes, n)
     lane = order[:width]
     carry = ((lane, *fresh(lane), jnp.zeros(width, dtype=int), jnp.arange(width) < work),
              jnp.asarray(width), (u0, jnp.zeros(n, dtype=int), jnp.zeros(n, dtype=int)))
-    while width:
-        narrower = width // 2
-        carry = jax.lax.while_loop(functools.partial(solving, narrower=narrower), body, carry)
-        # The lanes still solving (at most `narrower` of them, none waiting) move on.
-        keep = jnp.argsort(~carry[0][-1], stable=True)[:narrower]
-        carry = (jax.tree.map(lambda a, keep=keep: a[keep], carry[0]), *carry[1:])
-        width = narrower
+    carry = jax.lax.while_loop(lambda carry: jnp.any(carry[0][-1]), body, carry)
     u, status, steps = carry[-1]
     cost = jax.vmap(lambda u, args: 0.5 * jnp.sum(residuals(u, args) ** 2))(u, data)
     return u, status, steps, cost
