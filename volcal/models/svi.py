@@ -268,7 +268,9 @@ def initial_guess(log_moneyness, total_variance, mask, weight, t) -> SVI:
     in ``(a, d, c) = (a, b rho, b)``, so the best ``(a, d, c)`` is a 3x3 weighted least-squares
     solve. Its weights, ``weight / (2 sigma_mid t)^2`` in total variance, make each residual
     the vol residual to first order (``d sigma = dw / (2 sigma t)``), so candidates are ranked
-    by (nearly) the calibration's own cost. Each candidate ``(m, sigma)`` of the GUESS_* grid
+    by (nearly) the calibration's own cost; that cost, for the solved ``(a, d, c)`` and once
+    they are moved into the domain, is a quadratic form in the same weighted sums, so each
+    candidate takes one pass over the quotes. Each candidate ``(m, sigma)`` of the GUESS_* grid
     is solved, moved into the bijection's domain (:func:`_feasible`; minimum variance at least
     a twentieth of the lowest quoted total variance), and scored by that cost plus the
     butterfly penalty on a coarse copy of the penalty's points, so that the start already sits
@@ -290,20 +292,36 @@ def initial_guess(log_moneyness, total_variance, mask, weight, t) -> SVI:
     def total(values):
         return jnp.sum(weight * values, axis=-1)
 
+    # Weighted sums that do not depend on a candidate's sigma: those of each candidate's
+    # x = k - m follow from them (with k centred, so that nothing cancels).
+    centre = total(k) / total(1.0)
+    kc = k - centre
+    sums = {"1": total(1.0), "k": total(kc), "kk": total(kc * kc), "w": total(w),
+            "kw": total(kc * w), "ww": total(w * w)}  # fmt: skip
+
     def scored(m, sigma, extra=None):
         """Quasi-explicit candidates at each ``(m, sigma)`` (plus ``extra``), and scores."""
         sigma = jnp.maximum(sigma, 2.0 * SIGMA_MIN)
-        x = k[None, :] - m[:, None]
+        mc = m - centre
+        x = kc[None, :] - mc[:, None]
         root = jnp.sqrt(x * x + sigma[:, None] ** 2)
-        a, d, c = _solve_symmetric_3(total(jnp.ones_like(x)), total(x), total(root),
-                                     total(x * x), total(x * root), total(root * root),
-                                     total(w), total(x * w), total(root * w))  # fmt: skip
+        # The Gram matrix of (1, x, root) and its products with w, under the weights: the
+        # normal equations of (a, d, c), and the cost of any (a, d, c) as a quadratic form.
+        s1, sx, sxx = sums["1"], sums["k"] - mc * sums["1"], (
+            sums["kk"] - 2.0 * mc * sums["k"] + mc * mc * sums["1"])
+        sr, sxr, srw = total(root), total(x * root), total(root * w)
+        srr, sw, sxw = sxx + sigma**2 * s1, sums["w"], sums["kw"] - mc * sums["w"]
+        a, d, c = _solve_symmetric_3(s1, sx, sr, sxx, sxr, srr, sw, sxw, srw)
         rho = d / jnp.where(c > 0.0, c, 1.0)
         candidates = _feasible(a, c, rho, m, sigma, floor)
+        a, d, c = candidates.a, candidates.b * candidates.rho, candidates.b
+        cost = (sums["ww"] - 2.0 * (a * sw + d * sxw + c * srw) + a * a * s1 + d * d * sxx
+                + c * c * srr + 2.0 * (a * d * sx + a * c * sr + d * c * sxr))  # fmt: skip
+        cost = jnp.maximum(cost, 0.0)
         if extra is not None:
             candidates = jax.tree.map(lambda x, y: jnp.append(x, y), candidates, extra)
+            cost = jnp.append(cost, total((extra.total_variance(k) - w) ** 2))
         n = candidates.a.size
-        cost = total((candidates.total_variance(jnp.broadcast_to(k, (n, k.size))) - w) ** 2)
         g = candidates.durrleman_g(jnp.broadcast_to(points, (n, points.size)))
         penalty = jnp.sum((PENALTY_WEIGHT * jnp.maximum(PENALTY_MARGIN - g, 0.0)) ** 2, axis=-1)
         return candidates, jnp.where(jnp.isfinite(cost + penalty), cost + penalty, jnp.inf)
