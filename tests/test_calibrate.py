@@ -155,6 +155,32 @@ def test_failure_is_loud_by_default_and_recorded_on_request(monkeypatch):
         calibrate(SVI, synthetic_grid(), loss="cauchy")
 
 
+def test_stalled_solves_are_continued_and_classified():
+    """Slices stopped at MAX_STEPS are continued: a cost that then falls by less than
+    STALL_RTOL is CONSTRAINT_ACTIVE; a continuation that meets the solver's own stopping test
+    has converged (SUCCESS); one that neither settles nor converges stays MAX_STEPS_REACHED.
+    Slices that were not stalled keep their status and steps."""
+    max_steps = int(CalibrationStatus.MAX_STEPS_REACHED)
+    status = np.array([max_steps, max_steps, max_steps, 0])
+    steps = np.array([400, 400, 400, 12])
+    cost = np.array([1.0, 1.0, 1.0, 1.0])
+    u = np.zeros((4, 2))
+    data = [None] * 5 + [np.ones((4, 3), dtype=bool)]
+    rtol = calibration_module.STALL_RTOL
+
+    def solve_more(u0, data):
+        """The continuation: (u, status, steps, cost) per slice."""
+        return (np.asarray(u0) + 1.0, np.array([max_steps, 0, max_steps, 0]),
+                np.array([10, 3, 10, 1]), np.array([1.0 - 0.5 * rtol, 1.0 - 1e-3, 0.9, 0.5]))
+
+    u, status, steps = calibration_module._finish_stalled(solve_more, u, status, steps, cost,
+                                                          data)  # fmt: skip
+    assert status.tolist() == [int(CalibrationStatus.CONSTRAINT_ACTIVE),
+                               int(CalibrationStatus.SUCCESS), max_steps, 0]  # fmt: skip
+    assert steps.tolist() == [410, 403, 410, 12]
+    np.testing.assert_array_equal(u[:, 0], [1.0, 1.0, 1.0, 0.0])
+
+
 def test_real_snapshots_raw_svi_without_butterfly_arbitrage(shared_data):
     """All five Deribit snapshots, BTC and ETH: zero butterfly violations from
     volcal.arbitrage, and >= 90% of two-sided quotes inside on expiries with >= 8 of them

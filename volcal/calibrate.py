@@ -62,6 +62,9 @@ MAX_STEPS = 400
 #: cost is a relative change of 5e-7 in the RMSE, far below any quote's spread.
 #: A fit whose weighted residuals have fallen below STALL_RESIDUAL in root mean square is final
 #: too (an exact fit approached along a constraint, e.g. vol of variance -> 0 on a flat smile).
+#: The continuation starts a new trust region, which can take larger steps than the one that
+#: crept to the step limit: if it then meets the solver's own stopping test, the fit has
+#: converged (status SUCCESS, its steps counted with the first solve's).
 STALL_STEPS = 10
 STALL_RTOL = 1e-6
 STALL_RESIDUAL = 1e-8
@@ -520,17 +523,20 @@ def _shared(full_key: tuple, make):
 
 def _finish_stalled(solve_more, u, status, steps, cost, data):
     """Continue the solves that hit MAX_STEPS by STALL_STEPS; those whose cost then falls by
-    less than STALL_RTOL are CONSTRAINT_ACTIVE (module constants). Arrays per slice."""
+    less than STALL_RTOL are CONSTRAINT_ACTIVE (module constants), and those whose
+    continuation meets the solver's own stopping test are converged. Arrays per slice."""
     stalled = np.asarray(status) == CalibrationStatus.MAX_STEPS_REACHED
     if not stalled.any():
         return u, status, steps
-    u2, _, steps2, cost2 = solve_more(jnp.asarray(u), data)
+    u2, status2, steps2, cost2 = solve_more(jnp.asarray(u), data)
     cost, cost2 = np.asarray(cost), np.asarray(cost2)
     quotes = np.asarray(data[5]).sum(axis=-1)
     quotes = quotes.sum() if np.ndim(stalled) == 0 else quotes
     exact = cost2 <= 0.5 * quotes * STALL_RESIDUAL**2
     final = stalled & ((cost2 >= cost * (1.0 - STALL_RTOL)) | exact)
+    converged = stalled & ~final & (np.asarray(status2) == CalibrationStatus.SUCCESS)
     status = np.where(final, int(CalibrationStatus.CONSTRAINT_ACTIVE), status)
+    status = np.where(converged, int(CalibrationStatus.SUCCESS), status)
     take = stalled[..., None] if np.ndim(u) > np.ndim(stalled) else stalled
     u = np.where(take, np.asarray(u2), np.asarray(u))
     steps = np.where(stalled, np.asarray(steps) + np.asarray(steps2), steps)
