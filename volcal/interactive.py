@@ -22,14 +22,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optimistix as optx
 
 from volcal.calibrate import (
-    ATOL,
     MAX_STEPS,
-    RTOL,
+    SLICE_FTOL,
     Calibration,
     CalibrationStatus,
+    _least_squares,
     _weighted_miss,
     assess,
 )
@@ -105,13 +104,10 @@ def _refit_solver(model_type: type[Model], free: tuple[str, ...]):
     @eqx.filter_jit
     def solve(template, data):
         u0 = jnp.stack([_to_unconstrained(domains[n], getattr(template, n)) for n in free])
-        solution = optx.least_squares(residuals, optx.LevenbergMarquardt(rtol=RTOL, atol=ATOL),
-                                      u0, args=(template, data), throw=False,
-                                      max_steps=MAX_STEPS)  # fmt: skip
-        steps = solution.stats["num_steps"]
-        success = solution.result == optx.RESULTS.successful
-        status = jnp.where(success, 0, jnp.where(steps >= MAX_STEPS, 1, 2))
-        return model_of(solution.value, template), status, steps
+        # calibrate's own Levenberg-Marquardt (trust region, cost stop) on this one slice.
+        u, status, steps, _ = _least_squares(residuals, u0, (template, data), MAX_STEPS,
+                                             SLICE_FTOL)  # fmt: skip
+        return model_of(u, template), status, steps
 
     _REFITS[key] = solve
     return solve
