@@ -320,10 +320,11 @@ def _slice_residuals(model_type: type[Model], residual: str, loss: str, loss_sca
 
 #: Slices a CPU steps side by side (the lanes of :func:`_queued_least_squares`). A vmapped
 #: step of n slices costs less than n single steps (on this repository's 2-core benchmark
-#: machine, a Levenberg-Marquardt step of a raw SVI slice took 22 us alone, 32 us for two,
-#: 48 us for four and 123 us for twelve), but an idle lane costs as much as a busy one. On
-#: the benchmark's BTC surface (12 slices, 4 to 15 steps each) the solve took 1.37 ms with
-#: two lanes, 1.20 ms with four and 1.29 ms with eight. (Lanes that narrow once no slice
+#: machine, a Levenberg-Marquardt step of a raw SVI slice, by QR, took 22 us alone, 32 for two,
+#: 48 for four and 123 for twelve), but an idle lane costs as much as a busy one. On
+#: the benchmark's BTC surface (12 slices, 4 to 15 steps each; best of 70 calls) the solve
+#: took 1.39 ms with two lanes, 1.27 ms with four and 1.37 ms with eight, against 1.49 ms for
+#: fixed pairs (``jax.lax.map`` in batches of two). (Lanes that narrow once no slice
 #: waits stepped fewer idle lanes, but were no faster there and doubled the compile time.)
 #: Accelerators run a batch in parallel and take all slices in one vmap (None).
 CPU_SLICE_LANES = 4
