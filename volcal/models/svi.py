@@ -292,8 +292,8 @@ def initial_guess(log_moneyness, total_variance, mask, weight, t) -> SVI:
     def total(values):
         return jnp.sum(weight * values, axis=-1)
 
-    # Weighted sums that do not depend on a candidate's sigma: those of each candidate's
-    # x = k - m follow from them (with k centred, so that nothing cancels).
+    # Weighted sums that do not depend on the candidate: those of each candidate's x = k - m
+    # follow from them (with k centred, so that nothing cancels).
     centre = total(k) / total(1.0)
     kc = k - centre
     sums = {"1": total(1.0), "k": total(kc), "kk": total(kc * kc), "w": total(w),
